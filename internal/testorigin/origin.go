@@ -1,0 +1,236 @@
+// Package testorigin is an origin server for resumeproxy's tests: deterministic
+// content of any size, RFC 9110 conditionals and single byte ranges, faults
+// injected at byte offsets (dropped connections, stalls, failures, lying
+// Content-Range, a file replaced mid-download) and exact accounting of the
+// body bytes sent, so a test can prove that a resume fetched only what was
+// missing.
+//
+// Lock order: Origin.mu is the only lock. It is never held while writing to
+// a client.
+package testorigin
+
+import (
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+)
+
+// Origin is an HTTP/1.1 server on 127.0.0.1 serving Resources by path.
+// All methods are safe for concurrent use.
+type Origin struct {
+	// URL is the base URL, http://127.0.0.1:port, without a trailing slash.
+	URL string
+
+	tb  testing.TB
+	srv *httptest.Server
+	// done is closed when the origin shuts down; it releases stalled responses.
+	done chan struct{}
+
+	// mu guards the fields below it.
+	mu        sync.Mutex
+	paths     map[string]*pathState
+	bodyBytes int64
+	// stallEnded, when non-nil, receives once per stalled response that was
+	// released. Only this package's tests set it.
+	stallEnded chan<- struct{}
+}
+
+// pathState is everything the origin knows about one path. Guarded by Origin.mu.
+type pathState struct {
+	res        *Resource // nil until Set: requests get 404
+	failures   []int     // FailNext statuses, one per request
+	bodyFaults []bodyFault
+	lies       []int64 // LieContentRange shifts, one per 206
+	requests   []Request
+	bodyBytes  int64
+}
+
+// Request is what the origin recorded of one request.
+type Request struct {
+	Method string
+	// Header is a clone of the request header (Host is in http.Request.Host,
+	// not here).
+	Header http.Header
+}
+
+// New starts an origin on 127.0.0.1:0 that tb's cleanup closes. Closing
+// releases stalled responses and cuts connections still open, so a test that
+// forgets a body does not hang.
+func New(tb testing.TB) *Origin {
+	tb.Helper()
+	o := &Origin{tb: tb, done: make(chan struct{}), paths: make(map[string]*pathState)}
+	// Our own listener, because httptest falls back to [::1] and the
+	// origin must be reachable at 127.0.0.1 only.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("testorigin: New: listen: %v", err)
+	}
+	o.srv = httptest.NewUnstartedServer(http.HandlerFunc(o.serve))
+	o.srv.Listener.Close()
+	o.srv.Listener = ln
+	o.srv.Start()
+	o.URL = o.srv.URL
+	tb.Cleanup(o.close)
+	return o
+}
+
+// close shuts the origin down: stalled handlers first, then connections, so
+// that httptest.Server.Close, which waits for active requests, returns.
+func (o *Origin) close() {
+	close(o.done)
+	o.srv.CloseClientConnections()
+	o.srv.Close()
+}
+
+// Set serves r at path (which starts with "/"), replacing any earlier
+// resource there. Queued faults and counts for the path are kept. Responses
+// already under way continue with the resource they started with.
+func (o *Origin) Set(path string, r Resource) {
+	o.tb.Helper()
+	if r.Size < 0 {
+		o.tb.Fatalf("testorigin: Set(%q): Size = %d, want >= 0", path, r.Size)
+	}
+	r.Header = r.Header.Clone()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.pathLocked(path).res = &r
+}
+
+// SetVersion changes the version of the resource at path: the file changed
+// upstream, so content, ETag and Last-Modified all change.
+func (o *Origin) SetVersion(path string, v int) {
+	o.tb.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.pathLocked(path)
+	if p.res == nil {
+		o.tb.Fatalf("testorigin: SetVersion(%q): no resource at that path", path)
+	}
+	p.res.Version = v // responses under way hold their own copy
+}
+
+// Resource returns the resource now served at path, and whether there is one.
+// Its ETag and LastModified methods give the validators a client will see.
+func (o *Origin) Resource(path string) (Resource, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.paths[path]
+	if p == nil || p.res == nil {
+		return Resource{}, false
+	}
+	return o.resourceLocked(path), true
+}
+
+// BodyBytes returns the content bytes written to clients on all paths: the
+// bodies of 200 and 206 responses, not the short bodies of errors. Bytes are
+// counted before each write and the count is corrected to what the write
+// accepted, so it never lags behind what a client has received.
+func (o *Origin) BodyBytes() int64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.bodyBytes
+}
+
+// PathBodyBytes is BodyBytes for one path.
+func (o *Origin) PathBodyBytes(path string) int64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if p := o.paths[path]; p != nil {
+		return p.bodyBytes
+	}
+	return 0
+}
+
+// Requests returns every request for path in arrival order, including those
+// that failed or found nothing. A request is recorded before any of its
+// response is sent.
+func (o *Origin) Requests(path string) []Request {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.paths[path]
+	if p == nil {
+		return nil
+	}
+	out := make([]Request, len(p.requests))
+	for i, r := range p.requests {
+		out[i] = Request{Method: r.Method, Header: r.Header.Clone()}
+	}
+	return out
+}
+
+// ResetCounts zeroes BodyBytes, every PathBodyBytes and every Requests log,
+// so a test can measure one phase. Call it with no response in flight:
+// bytes a running response writes afterwards are counted again.
+func (o *Origin) ResetCounts() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.bodyBytes = 0
+	for _, p := range o.paths {
+		p.bodyBytes = 0
+		p.requests = nil
+	}
+}
+
+// pathLocked returns the state of path, creating it. o.mu must be held.
+func (o *Origin) pathLocked(path string) *pathState {
+	p := o.paths[path]
+	if p == nil {
+		p = &pathState{}
+		o.paths[path] = p
+	}
+	return p
+}
+
+// resourceLocked returns a copy of the resource at path that the caller may
+// keep without the lock. o.mu must be held and the resource must exist.
+func (o *Origin) resourceLocked(path string) Resource {
+	r := *o.paths[path].res
+	r.Header = r.Header.Clone()
+	return r
+}
+
+// arrive records a request for path and returns what it will get: an
+// injected failure status (0 for none) or the resource (nil for 404).
+func (o *Origin) arrive(path string, r *http.Request) (fail int, res *Resource) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.pathLocked(path)
+	p.requests = append(p.requests, Request{Method: r.Method, Header: r.Header.Clone()})
+	if len(p.failures) > 0 {
+		fail, p.failures = p.failures[0], p.failures[1:]
+		return fail, nil
+	}
+	if p.res == nil {
+		return 0, nil
+	}
+	c := o.resourceLocked(path)
+	return 0, &c
+}
+
+// count adds n body bytes for path (n may be negative, to correct a count
+// made before a short write).
+func (o *Origin) count(path string, n int64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.bodyBytes += n
+	o.pathLocked(path).bodyBytes += n
+}
+
+// stallEndedChan returns the channel to tell of a released stall, or nil.
+func (o *Origin) stallEndedChan() chan<- struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.stallEnded
+}
+
+// bumpVersion increments the version of the resource at path, if any.
+func (o *Origin) bumpVersion(path string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.pathLocked(path)
+	if p.res != nil {
+		p.res.Version++ // responses under way hold their own copy
+	}
+}

@@ -1,0 +1,114 @@
+package testorigin
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Validators selects which validators the origin sends for a resource, and so
+// whether a client may resume it: only a strong validator allows If-Range
+// (RFC 9110 §13.1.5).
+type Validators int
+
+const (
+	// StrongETag sends ETag "v<version>-<size>" and Last-Modified.
+	StrongETag Validators = iota
+	// WeakETag sends ETag W/"v<version>-<size>" and nothing else: a resource
+	// that can be revalidated but never resumed.
+	WeakETag
+	// LastModifiedOnly sends Last-Modified only. It is at least an hour
+	// before Date, so RFC 9110 §8.8.2.2 lets a client treat it as strong.
+	LastModifiedOnly
+	// NoValidator sends neither: nothing can be validated or resumed.
+	NoValidator
+)
+
+// lastModifiedBase is Last-Modified of version 0 (2024-01-01T00:00:00Z) in
+// Unix seconds. Version v is v hours later, so a version change always
+// changes the date, and any version below about 20000 stays more than an
+// hour before the real Date.
+const lastModifiedBase = 1704067200
+
+// Resource describes one path served by the origin. The zero value is an
+// empty, strongly validated, range-capable resource of version 0.
+type Resource struct {
+	// Size is the length of the content in bytes.
+	Size int64
+	// Version selects the content (see Byte); changing it also changes
+	// ETag and Last-Modified, like a file replaced on the server.
+	Version int
+	// Validators selects the validators sent; default StrongETag.
+	Validators Validators
+	// IgnoreRange makes the origin answer Range requests with 200 and the
+	// whole body, and omit Accept-Ranges: a server without range support.
+	IgnoreRange bool
+	// CacheControl is sent verbatim when non-empty.
+	CacheControl string
+	// Header holds extra response headers (Vary, Set-Cookie, Content-Type,
+	// ...), set on every response for the resource after the origin's own,
+	// so they override them. Default Content-Type: application/octet-stream.
+	Header http.Header
+	// Chunked omits Content-Length, so bodies go out chunked and a client
+	// can only tell a cut body by the missing last chunk.
+	Chunked bool
+}
+
+// ETag returns the ETag field value the origin sends for r, or "" if none.
+func (r Resource) ETag() string {
+	tag := `"v` + strconv.Itoa(r.Version) + "-" + strconv.FormatInt(r.Size, 10) + `"`
+	switch r.Validators {
+	case StrongETag:
+		return tag
+	case WeakETag:
+		return "W/" + tag
+	}
+	return ""
+}
+
+// LastModified returns the Last-Modified time the origin sends for r, or the
+// zero time if none. It depends only on the version, so tests can predict it.
+func (r Resource) LastModified() time.Time {
+	switch r.Validators {
+	case StrongETag, LastModifiedOnly:
+		return time.Unix(lastModifiedBase, 0).UTC().Add(time.Duration(r.Version) * time.Hour)
+	}
+	return time.Time{}
+}
+
+// Sum returns the sha256 of r's whole content: see the package-level Sum.
+func (r Resource) Sum() string { return Sum(r.Version, r.Size) }
+
+// representation returns what the conditionals of RFC 9110 §13 look at.
+func (r Resource) representation() representation {
+	return representation{
+		size:         r.Size,
+		etag:         r.ETag(),
+		lastModified: r.LastModified(),
+		ignoreRange:  r.IgnoreRange,
+	}
+}
+
+// setHeaders sets the headers every response about r carries: validators,
+// Accept-Ranges, Cache-Control and r.Header (RFC 9110 §15.4.5 wants the
+// same validators and Cache-Control/Vary on a 304 as on a 200).
+func (r Resource) setHeaders(h http.Header) {
+	if tag := r.ETag(); tag != "" {
+		h.Set("ETag", tag)
+	}
+	if lm := r.LastModified(); !lm.IsZero() {
+		h.Set("Last-Modified", lm.Format(http.TimeFormat))
+	}
+	if !r.IgnoreRange {
+		h.Set("Accept-Ranges", "bytes")
+	}
+	if r.CacheControl != "" {
+		h.Set("Cache-Control", r.CacheControl)
+	}
+	for k, vs := range r.Header {
+		h.Del(k)
+		for _, v := range vs {
+			h.Add(k, v)
+		}
+	}
+}

@@ -1,0 +1,146 @@
+package testorigin
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// serve is the origin's handler. It reads top to bottom: record, inject a
+// failure, find the resource, decide by RFC 9110 §13.2.2, answer.
+func (o *Origin) serve(w http.ResponseWriter, r *http.Request) {
+	// RFC 9110 §6.6.1: an origin with a clock sends Date. Set it here so
+	// every response, including failures, carries the real time.
+	w.Header().Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	fail, res := o.arrive(r.URL.Path, r)
+	switch {
+	case fail != 0:
+		writeShort(w, r, fail, "testorigin: injected failure\n")
+		return
+	case res == nil:
+		writeShort(w, r, http.StatusNotFound, "testorigin: no resource\n")
+		return
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		w.Header().Set("Allow", "GET, HEAD")
+		writeShort(w, r, http.StatusMethodNotAllowed, "testorigin: GET and HEAD only\n")
+		return
+	}
+	res.setHeaders(w.Header())
+	p := decide(r.Method, r.Header, res.representation())
+	switch p.status {
+	case http.StatusOK, http.StatusPartialContent:
+		o.serveContent(w, r, *res, p)
+	case http.StatusRequestedRangeNotSatisfiable:
+		// RFC 9110 §15.5.17: say how long the representation is.
+		w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(res.Size, 10))
+		writeShort(w, r, p.status, "testorigin: range not satisfiable\n")
+	default: // 304 and 412 carry no content
+		w.WriteHeader(p.status)
+	}
+}
+
+// writeShort sends status with a short text body (none for HEAD). These
+// bodies are not content and are not counted.
+func writeShort(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(msg)))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte(msg)) // a client that went away needs no message
+	}
+}
+
+// serveContent sends a 200 or 206 for res, applying the faults the response
+// consumes. Headers go out before the first byte so that a chunked response
+// is chunked even when it is cut before any content.
+func (o *Origin) serveContent(w http.ResponseWriter, r *http.Request, res Resource, p plan) {
+	h := w.Header()
+	if h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "application/octet-stream")
+	}
+	if !res.Chunked {
+		h.Set("Content-Length", strconv.FormatInt(p.rng.length(), 10))
+	}
+	if r.Method == http.MethodHead {
+		w.WriteHeader(p.status) // HEAD consumes no fault: it has no body to cut
+		return
+	}
+	fault, shift := o.takeBodyFaults(r.URL.Path, p.status == http.StatusPartialContent)
+	if fault.done != nil {
+		defer close(fault.done)
+	}
+	if p.status == http.StatusPartialContent {
+		h.Set("Content-Range", p.rng.contentRange(res.Size, shift))
+	}
+	w.WriteHeader(p.status)
+	rc := http.NewResponseController(w)
+	if rc.Flush() != nil {
+		return
+	}
+	stop, action := fault.cutAt(p.rng)
+	if o.writeContent(w, rc, r.URL.Path, res.Version, httpRange{p.rng.start, stop}) != nil {
+		return // the client went away; nothing left to cut
+	}
+	o.act(rc, r, action)
+}
+
+// writeContent writes bytes rng of version v in blockSize writes, flushing
+// each so that the client sees exactly the bytes before a cut. Each write is
+// counted before it is made and corrected after, so the count never lags
+// what the client has read.
+func (o *Origin) writeContent(w http.ResponseWriter, rc *http.ResponseController, path string, v int, rng httpRange) error {
+	buf := make([]byte, blockSize)
+	for off := rng.start; off < rng.end; {
+		b := buf[:min(rng.end-off, blockSize)]
+		fill(v, off, b)
+		o.count(path, int64(len(b)))
+		n, err := w.Write(b)
+		if n < len(b) {
+			o.count(path, int64(n-len(b)))
+		}
+		if err != nil {
+			return err
+		}
+		if err := rc.Flush(); err != nil {
+			return err
+		}
+		off += int64(n)
+	}
+	return nil
+}
+
+// act performs the cut action once a response has reached its cut offset.
+func (o *Origin) act(rc *http.ResponseController, r *http.Request, action cutAction) {
+	switch action {
+	case actNone:
+		return
+	case actStall:
+		select {
+		case <-r.Context().Done():
+		case <-o.done:
+		}
+		if ch := o.stallEndedChan(); ch != nil {
+			ch <- struct{}{}
+		}
+	case actChangeVersion:
+		// Change first, so that the client's retry, which can only start
+		// after the cut, already finds the new version.
+		o.bumpVersion(r.URL.Path)
+	}
+	drop(rc)
+}
+
+// drop ends a response so that it looks failed, never complete
+// (DESIGN.md invariant 4): it takes the connection from the server and
+// closes it, so a Content-Length is left unmet and a chunked body has no
+// last chunk. Bytes already written were flushed by writeContent.
+func drop(rc *http.ResponseController) {
+	conn, _, err := rc.Hijack()
+	if err != nil {
+		// Not HTTP/1 (or already gone): aborting the handler makes the
+		// server reset the stream or close the connection instead.
+		panic(http.ErrAbortHandler)
+	}
+	_ = conn.Close() // the close is the fault; its error tells nothing more
+}
