@@ -1,0 +1,315 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/resumeproxy/resumeproxy/rangeutil"
+)
+
+// ErrObsolete is returned when writing to a version that was replaced or
+// dropped: its bytes must not reach the index any more.
+var ErrObsolete = errors.New("cache: entry version is obsolete")
+
+// Entry is the live state of one version of a cached resource: its body
+// file, the bytes present in it, the fills under way and a progress signal.
+// Readers and writers in any number of goroutines share one Entry; each holds
+// a reference from Store.Get or Store.Create and calls Release once.
+//
+// Bytes become readable as soon as WriteAt returns (they are in the page
+// cache); they become durable, and claimed by the index, at the next
+// Checkpoint.
+type Entry struct {
+	store *Store
+	key   string
+	id    uint64
+	file  *os.File // immutable; closed when the last reference is released
+
+	// refs is guarded by store.mu (Get increments it under that lock).
+	refs int
+
+	// ckMu makes checkpoints of one entry run one at a time, so that an
+	// older range set is never committed after a newer one.
+	ckMu sync.Mutex
+
+	// mu guards everything below.
+	mu sync.Mutex
+	// meta is the current metadata; meta.Ranges lists the bytes written.
+	meta Meta
+	// durable lists the bytes synced and committed to the index.
+	durable rangeutil.Set
+	// unsynced counts bytes written since the last checkpoint.
+	unsynced int64
+	// checkpointing is set while a background checkpoint runs.
+	checkpointing bool
+	// obsolete is set when the version is replaced or dropped; it is never
+	// committed again and its file is removed at the last Release.
+	obsolete bool
+	// changed is closed and replaced whenever bytes arrive or a fill
+	// changes state, waking every waiting reader.
+	changed chan struct{}
+	// fills are the fills under way, in no particular order.
+	fills []*Fill
+	// clients counts the clients reading (or about to read) this entry;
+	// when it drops to zero every fill is abandoned.
+	clients int
+}
+
+func newEntry(s *Store, m Meta, f *os.File) *Entry {
+	return &Entry{
+		store:   s,
+		key:     m.Key,
+		id:      m.ID,
+		file:    f,
+		refs:    1,
+		meta:    m,
+		durable: m.Ranges.Clone(),
+		changed: make(chan struct{}),
+	}
+}
+
+// Key returns the key the entry is stored under.
+func (e *Entry) Key() string { return e.key }
+
+// Meta returns a copy of the metadata; its Ranges are the bytes readable now.
+func (e *Entry) Meta() Meta {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.meta.clone()
+}
+
+// Changed returns a channel that is closed at the next change of the entry
+// (bytes written, a fill starting, validating or ending, obsolescence).
+// Take it before inspecting the state you wait on, so no wake-up is lost.
+func (e *Entry) Changed() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.changed
+}
+
+// signalLocked wakes every goroutine waiting on Changed.
+func (e *Entry) signalLocked() {
+	close(e.changed)
+	e.changed = make(chan struct{})
+}
+
+// Available returns how many bytes starting at off can be read now without
+// a gap.
+func (e *Entry) Available(off int64) int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.meta.Ranges.ContiguousEnd(off) - off
+}
+
+// Obsolete reports whether the version was replaced or dropped.
+func (e *Entry) Obsolete() bool { return e.isObsolete() }
+
+func (e *Entry) isObsolete() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.obsolete
+}
+
+// ReadAt reads body bytes; callers read only what Available reported.
+func (e *Entry) ReadAt(p []byte, off int64) (int, error) {
+	n, err := e.file.ReadAt(p, off)
+	if err != nil && !(errors.Is(err, io.EOF) && n == len(p)) {
+		return n, fmt.Errorf("cache: read %q at %d: %w", e.key, off, err)
+	}
+	return n, nil
+}
+
+// File returns the body file, for zero-copy reads of available bytes. The
+// caller must not write to it or close it.
+func (e *Entry) File() *os.File { return e.file }
+
+// WriteAt writes body bytes at off and makes them readable. Every
+// CheckpointBytes it starts a checkpoint in the background.
+func (e *Entry) WriteAt(p []byte, off int64) (int, error) {
+	if e.isObsolete() {
+		return 0, ErrObsolete
+	}
+	n, err := e.file.WriteAt(p, off)
+	e.mu.Lock()
+	e.meta.Ranges.Insert(rangeutil.Range{Start: off, End: off + int64(n)})
+	e.unsynced += int64(n)
+	due := e.unsynced >= e.store.opts.CheckpointBytes
+	e.signalLocked()
+	e.mu.Unlock()
+	if err != nil {
+		return n, fmt.Errorf("cache: write %q at %d: %w", e.key, off, err)
+	}
+	if due {
+		e.checkpointAsync()
+	}
+	return n, nil
+}
+
+// checkpointAsync runs a checkpoint in the background, at most one at a
+// time, so that the writer never waits for fsync: a stalled writer lets
+// the upstream connection's buffers fill, which is waste when it is cut.
+func (e *Entry) checkpointAsync() {
+	e.mu.Lock()
+	busy := e.checkpointing
+	e.checkpointing = true
+	e.mu.Unlock()
+	if busy {
+		return
+	}
+	e.Acquire()
+	e.store.background.Add(1)
+	go func() {
+		defer e.store.background.Done()
+		defer e.Release()
+		for again := true; again; {
+			if err := e.Checkpoint(); err != nil {
+				e.store.log.Error("cache: checkpoint", "key", e.key, "err", err)
+			}
+			// Writes that fell due meanwhile were not checkpointed: go again.
+			e.mu.Lock()
+			again = e.unsynced >= e.store.opts.CheckpointBytes && !e.obsolete
+			e.checkpointing = again
+			e.mu.Unlock()
+		}
+	}()
+}
+
+// Checkpoint makes the bytes written so far durable and claims them in the
+// index: sync the body file first, then commit the range set (DESIGN
+// invariant 5). It does nothing for an obsolete version.
+func (e *Entry) Checkpoint() error {
+	e.ckMu.Lock()
+	defer e.ckMu.Unlock()
+	e.mu.Lock()
+	if e.obsolete {
+		e.mu.Unlock()
+		return nil
+	}
+	snap := e.meta.clone() // written before the sync below, so covered by it
+	e.unsynced = 0
+	e.mu.Unlock()
+	if snap.Ranges.Equal(e.durableRanges()) {
+		return nil
+	}
+	if err := e.file.Sync(); err != nil {
+		return fmt.Errorf("cache: sync %q: %w", e.key, err)
+	}
+	if err := e.store.commit(e, snap); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.durable = snap.Ranges
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *Entry) durableRanges() rangeutil.Set {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.durable.Clone()
+}
+
+// Update changes the metadata (headers, times, size) with fn and commits it.
+// fn must not touch Key, ID or Ranges. The committed ranges stay the durable
+// ones.
+func (e *Entry) Update(fn func(m *Meta)) error {
+	e.ckMu.Lock() // one commit at a time: never old headers or old ranges last
+	defer e.ckMu.Unlock()
+	e.mu.Lock()
+	fn(&e.meta)
+	m := e.meta.clone()
+	m.Ranges = e.durable.Clone()
+	e.signalLocked()
+	e.mu.Unlock()
+	return e.store.commit(e, m)
+}
+
+// Drop removes this version from the index; readers that hold it finish
+// from its file, which is removed at the last Release.
+func (e *Entry) Drop() {
+	e.markObsolete()
+	e.store.forget(e)
+	if err := e.store.deleteIndex(e.key, e.id); err != nil {
+		e.store.log.Error("cache: drop entry", "key", e.key, "err", err)
+	}
+}
+
+func (e *Entry) markObsolete() {
+	e.mu.Lock()
+	e.obsolete = true
+	e.signalLocked()
+	e.mu.Unlock()
+}
+
+// Acquire takes another reference, for a goroutine that outlives the
+// caller's (a fill).
+func (e *Entry) Acquire() {
+	e.store.mu.Lock()
+	e.refs++
+	e.store.mu.Unlock()
+}
+
+// Join records a client that reads the entry. Fills run while at least one
+// client is joined.
+func (e *Entry) Join() {
+	e.mu.Lock()
+	e.clients++
+	e.mu.Unlock()
+}
+
+// Leave undoes Join. When the last client leaves, every fill under way is
+// abandoned (its cancel function runs): the bytes so far stay cached and
+// the next request resumes from them.
+func (e *Entry) Leave() {
+	e.mu.Lock()
+	e.clients--
+	var cancels []func()
+	if e.clients == 0 {
+		for _, f := range e.fills {
+			// No one may join a fill that is stopping; a later client
+			// claims its bytes afresh (same version, same bytes).
+			f.abandoned = true
+			if f.cancel != nil {
+				cancels = append(cancels, f.cancel)
+			}
+		}
+	}
+	e.mu.Unlock()
+	for _, c := range cancels {
+		c()
+	}
+}
+
+// Release gives up a reference. The last one checkpoints the entry, closes
+// its file and, for an obsolete version, removes the file.
+func (e *Entry) Release() {
+	s := e.store
+	s.mu.Lock()
+	e.refs--
+	last := e.refs == 0
+	s.mu.Unlock()
+	if !last {
+		return
+	}
+	if err := e.Checkpoint(); err != nil {
+		s.log.Error("cache: checkpoint on release", "key", e.key, "err", err)
+	}
+	s.mu.Lock()
+	if e.refs > 0 { // taken again by Get while we checkpointed
+		s.mu.Unlock()
+		return
+	}
+	if s.live[e.key] == e {
+		delete(s.live, e.key)
+	}
+	s.mu.Unlock()
+	e.file.Close()
+	if e.isObsolete() {
+		if err := os.Remove(s.bodyPath(e.id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Error("cache: remove body file", "key", e.key, "err", err)
+		}
+	}
+}

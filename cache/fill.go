@@ -1,0 +1,136 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// ErrFillAbandoned is the error of a fill whose owner finished it without
+// saying why.
+var ErrFillAbandoned = errors.New("cache: fill abandoned")
+
+// Fill is one goroutine's claim to write the bytes [Start, End) of an entry
+// in order. Claiming keeps two goroutines from fetching the same bytes: a
+// reader that finds a fill covering the byte it needs waits for it instead
+// of starting another (one fetch per missing span).
+//
+// A fill is pending until its owner calls Validated (the upstream agreed to
+// send the bytes of this version), then streaming, then done.
+type Fill struct {
+	e     *Entry
+	start int64
+	end   int64
+
+	// Guarded by e.mu.
+	cancel    func()
+	abandoned bool
+	pos       int64
+	validated bool
+	done      bool
+	err       error
+}
+
+// Claim returns the fill that covers off: an existing one (owner false), or
+// a new one for [off, end) cut short at the next present byte or the next
+// fill (owner true), which the caller must drive and Finish. It returns nil
+// when off is already present or the entry is obsolete.
+func (e *Entry) Claim(off, end int64) (f *Fill, owner bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.obsolete || e.meta.Ranges.Has(off) {
+		return nil, false
+	}
+	for _, f := range e.fills {
+		if f.abandoned {
+			continue
+		}
+		if f.pos <= off && off < f.end {
+			return f, false
+		}
+		if f.start > off {
+			end = min(end, f.start)
+		}
+	}
+	if next, ok := e.meta.Ranges.NextPresent(off); ok {
+		end = min(end, next)
+	}
+	if e.meta.Size >= 0 {
+		end = min(end, e.meta.Size)
+	}
+	if end <= off {
+		return nil, false // nothing to fetch there
+	}
+	f = &Fill{e: e, start: off, end: end, pos: off}
+	e.fills = append(e.fills, f)
+	e.signalLocked()
+	return f, true
+}
+
+// OnAbandon sets the function that stops the fill when the entry's last
+// client leaves.
+func (f *Fill) OnAbandon(cancel func()) {
+	f.e.mu.Lock()
+	f.cancel = cancel
+	f.e.mu.Unlock()
+}
+
+// Start returns the first byte of the fill.
+func (f *Fill) Start() int64 { return f.start }
+
+// End returns the end of the fill (exclusive).
+func (f *Fill) End() int64 { return f.end }
+
+// Pos returns the next byte the fill will write.
+func (f *Fill) Pos() int64 {
+	f.e.mu.Lock()
+	defer f.e.mu.Unlock()
+	return f.pos
+}
+
+// Validated records that the upstream agreed to send this version's bytes;
+// readers waiting to send headers may go on.
+func (f *Fill) Validated() {
+	f.e.mu.Lock()
+	f.validated = true
+	f.e.signalLocked()
+	f.e.mu.Unlock()
+}
+
+// State returns whether the fill was validated, whether it is done and, if
+// done, its error (nil for a fill that wrote all its bytes).
+func (f *Fill) State() (validated, done bool, err error) {
+	f.e.mu.Lock()
+	defer f.e.mu.Unlock()
+	return f.validated, f.done, f.err
+}
+
+// Write writes p at the fill's position and advances it.
+func (f *Fill) Write(p []byte) (int, error) {
+	pos := f.Pos()
+	if int64(len(p)) > f.end-pos {
+		return 0, fmt.Errorf("cache: fill of %q: %d bytes at %d overrun end %d", f.e.key, len(p), pos, f.end)
+	}
+	n, err := f.e.WriteAt(p, pos)
+	f.e.mu.Lock()
+	f.pos += int64(n)
+	f.e.mu.Unlock()
+	return n, err
+}
+
+// Finish ends the fill. err nil means every byte up to End was written (or
+// the body ended there); readers that still miss a byte it covered get err.
+func (f *Fill) Finish(err error) {
+	e := f.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if f.done {
+		return
+	}
+	if err == nil && f.pos < f.end {
+		err = ErrFillAbandoned
+	}
+	f.done, f.err = true, err
+	e.fills = slices.DeleteFunc(e.fills, func(g *Fill) bool { return g == f })
+	e.signalLocked()
+}

@@ -1,0 +1,302 @@
+// Package cache stores response bodies in sparse files, one per version of a
+// resource, and indexes them in Badger. It knows nothing of HTTP requests: the
+// proxy decides what to store; the cache keeps bytes and the set of byte
+// ranges that are present, and makes sure the index never claims a byte that
+// is not durable on disk (DESIGN invariant 5).
+//
+// Lock order: Store.mu before Entry.mu; Store.commitMu before Entry.mu.
+// Entry.ckMu (one checkpoint at a time per entry) is taken before both.
+package cache
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/resumeproxy/resumeproxy/rangeutil"
+)
+
+// ErrLocked is returned by Open when another process holds the cache directory.
+var ErrLocked = errors.New("cache: directory in use by another resumeproxy")
+
+// DefaultCheckpointBytes is the default for Options.CheckpointBytes.
+const DefaultCheckpointBytes = 4 << 20
+
+// Options configure a Store. The zero value is valid.
+type Options struct {
+	// CheckpointBytes is how many bytes may be written to an entry between two
+	// checkpoints (sync body, then commit its range set). It bounds what a
+	// crash can lose. Zero means DefaultCheckpointBytes.
+	CheckpointBytes int64
+	// Logger receives storage errors. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is an open cache directory.
+type Store struct {
+	dir  string
+	db   *badger.DB
+	lock *os.File
+	opts Options
+	log  *slog.Logger
+
+	// background counts checkpoints running in the background; Close
+	// waits for them before closing the index.
+	background sync.WaitGroup
+
+	// commitMu serialises index writes, so that a checkpoint of a replaced
+	// version can never overwrite its successor's metadata.
+	commitMu sync.Mutex
+
+	// mu guards live.
+	mu sync.Mutex
+	// live maps a key to the current version's live entry while anyone
+	// holds a reference to it.
+	live map[string]*Entry
+}
+
+// Open opens (creating if needed) the cache under dir: dir/index for Badger
+// and dir/data for body files. It fails with ErrLocked when another process
+// uses the directory.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.CheckpointBytes <= 0 {
+		opts.CheckpointBytes = DefaultCheckpointBytes
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+		return nil, fmt.Errorf("cache: create %s: %w", dir, err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	bopts := badger.DefaultOptions(filepath.Join(dir, "index")).
+		WithLogger(nil).
+		WithSyncWrites(true). // checkpoints are rare; make each one survive power loss
+		WithNumVersionsToKeep(1).
+		WithMemTableSize(8 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithBlockCacheSize(16 << 20).
+		WithIndexCacheSize(16 << 20).
+		WithNumCompactors(2).
+		WithMetricsEnabled(false)
+	db, err := badger.Open(bopts)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("cache: open index in %s: %w", dir, err)
+	}
+	return &Store{dir: dir, db: db, lock: lock, opts: opts, log: opts.Logger, live: map[string]*Entry{}}, nil
+}
+
+// lockDir takes an exclusive advisory lock on dir/LOCK so that a second
+// process gets a clear error instead of Badger's.
+func lockDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, "LOCK")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("cache: open %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s (another resumeproxy process holds it; stop it or use --cache-dir)", ErrLocked, dir)
+		}
+		return nil, fmt.Errorf("cache: lock %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Dir returns the cache directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Close checkpoints every live entry, then closes the index and releases the
+// directory lock.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	entries := make([]*Entry, 0, len(s.live))
+	for _, e := range s.live {
+		entries = append(entries, e)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, e := range entries {
+		errs = append(errs, e.Checkpoint())
+	}
+	s.background.Wait()
+	errs = append(errs, s.db.Close(), s.lock.Close())
+	return errors.Join(errs...)
+}
+
+// Get returns the live entry for key with a reference the caller must
+// Release, or nil when nothing is stored under key.
+func (s *Store) Get(key string) (*Entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.live[key]; ok {
+		e.refs++
+		return e, nil
+	}
+	m, err := s.load(key)
+	if err != nil || m == nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(s.bodyPath(m.ID), os.O_RDWR, 0)
+	if err != nil {
+		// The index claims a body file that is gone: forget the entry.
+		s.log.Warn("cache: body file missing, dropping entry", "key", key, "err", err)
+		return nil, s.deleteIndex(key, m.ID)
+	}
+	e := newEntry(s, *m, f)
+	s.live[key] = e
+	return e, nil
+}
+
+// Create stores a new, empty version of key described by m (its ID and
+// Ranges are set here) and returns its live entry with a reference. The
+// previous version, if any, becomes obsolete: readers that hold it finish
+// from its file, which is removed when the last of them releases it.
+func (s *Store) Create(key string, m Meta) (*Entry, error) {
+	m.Key = key
+	m.ID = newID()
+	m.Ranges = rangeutil.Set{}
+	if m.Created.IsZero() {
+		m.Created = time.Now()
+	}
+	path := s.bodyPath(m.ID)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("cache: create %s: %w", filepath.Dir(path), err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("cache: create body file: %w", err)
+	}
+	e := newEntry(s, m, f)
+	s.mu.Lock()
+	old := s.live[key]
+	var stale *Meta // a previous version nobody holds: only in the index
+	if old == nil {
+		stale, _ = s.load(key)
+	}
+	s.live[key] = e
+	s.mu.Unlock()
+	if old != nil {
+		old.markObsolete()
+	}
+	if err := s.commit(e, m); err != nil {
+		e.Drop()
+		e.Release()
+		return nil, err
+	}
+	if stale != nil {
+		s.removeBody(stale.ID)
+	}
+	return e, nil
+}
+
+// removeBody deletes a body file that no version in the index names.
+func (s *Store) removeBody(id uint64) {
+	if err := os.Remove(s.bodyPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.log.Error("cache: remove body file", "id", id, "err", err)
+	}
+}
+
+// load reads key's metadata from the index; nil when absent.
+func (s *Store) load(key string) (*Meta, error) {
+	var m Meta
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(indexKey(key))
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			var derr error
+			m, derr = decodeMeta(v)
+			return derr
+		})
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cache: load %q: %w", key, err)
+	}
+	return &m, nil
+}
+
+// commit writes m to the index unless e has been replaced or dropped.
+func (s *Store) commit(e *Entry, m Meta) error {
+	b, err := encodeMeta(&m)
+	if err != nil {
+		return err
+	}
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if e.isObsolete() {
+		return nil
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(indexKey(m.Key), b) }); err != nil {
+		return fmt.Errorf("cache: commit %q: %w", m.Key, err)
+	}
+	return nil
+}
+
+// deleteIndex removes key from the index if it still names body file id.
+func (s *Store) deleteIndex(key string, id uint64) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	err := s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(indexKey(key))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var m Meta
+		if err := item.Value(func(v []byte) error {
+			var derr error
+			m, derr = decodeMeta(v)
+			return derr
+		}); err == nil && m.ID != id {
+			return nil
+		}
+		return txn.Delete(indexKey(key))
+	})
+	if err != nil {
+		return fmt.Errorf("cache: delete %q: %w", key, err)
+	}
+	return nil
+}
+
+// forget removes e from the live map if it is still the current version.
+func (s *Store) forget(e *Entry) {
+	s.mu.Lock()
+	if s.live[e.key] == e {
+		delete(s.live, e.key)
+	}
+	s.mu.Unlock()
+}
+
+func (s *Store) bodyPath(id uint64) string {
+	name := fmt.Sprintf("%016x", id)
+	return filepath.Join(s.dir, "data", name[:2], name)
+}
+
+func indexKey(key string) []byte { return append([]byte("e/"), key...) }
+
+func newID() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return binary.LittleEndian.Uint64(b[:]) | 1
+}
