@@ -1,0 +1,279 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/resumeproxy/resumeproxy/cache"
+	"github.com/resumeproxy/resumeproxy/rangeutil"
+)
+
+// source is what a fill needs to ask the upstream for more of one version.
+type source struct {
+	url    *url.URL
+	header http.Header // end-to-end request fields, no Range or preconditions
+	v      validator
+	size   int64
+}
+
+func (p *Proxy) sourceFor(req *http.Request, m cache.Meta) source {
+	return source{
+		url:    req.URL,
+		header: upstreamHeader(req.Header, p.opts.Name),
+		v:      validatorOf(m.Header),
+		size:   m.Size,
+	}
+}
+
+// do sends one upstream GET. The response body counts as dropped when it
+// sends nothing for IdleTimeout. It returns when the request was sent.
+func (p *Proxy) do(ctx context.Context, u *url.URL, h http.Header) (*http.Response, time.Time, error) {
+	actx, cancel := context.WithCancel(ctx)
+	req, err := http.NewRequestWithContext(actx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		cancel()
+		return nil, time.Time{}, fmt.Errorf("proxy: build upstream request: %w", err)
+	}
+	req.Header = h
+	sent := p.now()
+	resp, err := p.opts.Transport.RoundTrip(req)
+	if err != nil {
+		cancel()
+		return nil, sent, fmt.Errorf("proxy: GET %s: %w", u.Redacted(), err)
+	}
+	resp.Body = newIdleBody(resp.Body, p.opts.IdleTimeout, cancel)
+	return resp, sent, nil
+}
+
+// idleBody cancels its request when a Read waits longer than the idle
+// timeout, turning a stalled upstream into a failed read that is resumed.
+type idleBody struct {
+	io.ReadCloser
+	timer  *time.Timer
+	idle   time.Duration
+	cancel context.CancelFunc
+}
+
+func newIdleBody(rc io.ReadCloser, idle time.Duration, cancel context.CancelFunc) *idleBody {
+	return &idleBody{ReadCloser: rc, timer: time.AfterFunc(idle, cancel), idle: idle, cancel: cancel}
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	b.timer.Reset(b.idle)
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.timer.Reset(b.idle)
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// checkPartial verifies that a 206 carries exactly a prefix of want of the
+// same version, total included (DESIGN invariant 3).
+func checkPartial(resp *http.Response, want rangeutil.Range, size int64, v validator) error {
+	cr, err := rangeutil.ParseContentRange(resp.Header.Get("Content-Range"))
+	switch {
+	case err != nil || cr.Unsatisfied:
+		return fmt.Errorf("%w: %q", errBadRange, resp.Header.Get("Content-Range"))
+	case !v.sameVersion(validatorOf(resp.Header)):
+		return errChanged
+	case cr.Size >= 0 && cr.Size != size:
+		return fmt.Errorf("%w: length %d, stored %d", errChanged, cr.Size, size)
+	case cr.Size < 0, cr.Range.Start != want.Start, cr.Range.End > want.End,
+		resp.ContentLength >= 0 && resp.ContentLength != cr.Range.Len():
+		return fmt.Errorf("%w: got %q for %s", errBadRange, resp.Header.Get("Content-Range"), rangeutil.HeaderFor(want))
+	}
+	return nil
+}
+
+// startFill copies body into f in its own goroutine, resuming upstream after
+// failures, with a detached context so that no client's pace or departure
+// (short of the last one) stops it.
+func (p *Proxy) startFill(ctx context.Context, cancel context.CancelFunc, f *cache.Fill, e *cache.Entry, body io.ReadCloser, src source) {
+	e.Acquire()
+	go func() {
+		defer e.Release()
+		defer cancel()
+		err := p.drive(ctx, f, e, body, src)
+		p.finishFill(f, e, src, err)
+	}()
+}
+
+// startContinuation fills a gap met while a response is already under way:
+// its bytes are asked for with If-Match, so that a changed resource fails
+// at once (DESIGN invariant 3).
+func (p *Proxy) startContinuation(f *cache.Fill, e *cache.Entry, src source) {
+	ctx, cancel := context.WithCancel(context.Background())
+	f.OnAbandon(cancel)
+	f.Validated()
+	p.startFill(ctx, cancel, f, e, nil, src)
+}
+
+func (p *Proxy) finishFill(f *cache.Fill, e *cache.Entry, src source, err error) {
+	switch {
+	case err == nil:
+	case errors.Is(err, errChanged), !src.v.resumable():
+		p.log.Warn("upstream changed or cannot resume; dropping entry", "url", src.url.Redacted(), "at", f.Pos(), "err", err)
+		e.Drop()
+	case errors.Is(err, context.Canceled):
+		p.log.Info("download abandoned by its clients; keeping partial", "url", src.url.Redacted(), "at", f.Pos())
+	default:
+		p.log.Warn("upstream fill failed; keeping partial", "url", src.url.Redacted(), "at", f.Pos(), "err", err)
+	}
+	if cerr := e.Checkpoint(); cerr != nil {
+		p.log.Error("checkpoint failed", "key", e.Key(), "err", cerr)
+	}
+	f.Finish(err)
+}
+
+// drive copies upstream bytes into f until it is full. body is the first
+// upstream body (nil to ask for one). After a failure mid-body it asks for
+// the rest with Range and If-Match, within the retry budget.
+func (p *Proxy) drive(ctx context.Context, f *cache.Fill, e *cache.Entry, body io.ReadCloser, src source) error {
+	b := newBudget(p.opts.Retry, p.now)
+	for {
+		if body == nil {
+			var err error
+			if body, err = p.resume(ctx, f, src); err != nil {
+				if errors.Is(err, errChanged) || ctx.Err() != nil {
+					return errors.Join(err, ctx.Err())
+				}
+				if !b.wait(ctx) {
+					return fmt.Errorf("proxy: giving up on %s at byte %d after %d attempts: %w", src.url.Redacted(), f.Pos(), b.attempts, err)
+				}
+				continue
+			}
+		}
+		before := f.Pos()
+		err := p.copyBody(ctx, f, body)
+		body.Close()
+		body = nil
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, cache.ErrObsolete), !src.v.resumable():
+			return err
+		}
+		if f.Pos() > before {
+			b.progress()
+		}
+		p.log.Info("upstream body failed; resuming", "url", src.url.Redacted(), "at", f.Pos(), "err", err)
+		if !b.wait(ctx) {
+			return fmt.Errorf("proxy: giving up on %s at byte %d after %d attempts: %w", src.url.Redacted(), f.Pos(), b.attempts, err)
+		}
+	}
+}
+
+// resume asks for the rest of f's span of this version: 206 with a
+// matching Content-Range and validator, or a 200 of the same version from a
+// server that ignores Range (we skip what we have).
+func (p *Proxy) resume(ctx context.Context, f *cache.Fill, src source) (io.ReadCloser, error) {
+	want := rangeutil.Range{Start: f.Pos(), End: f.End()}
+	h := src.header.Clone()
+	h.Set("Range", rangeutil.HeaderFor(want))
+	src.v.setContinueConditions(h)
+	resp, _, err := p.do(ctx, src.url, h)
+	if err != nil {
+		return nil, err
+	}
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		if err := checkPartial(resp, want, src.size, src.v); err != nil {
+			resp.Body.Close()
+			return nil, err
+		}
+		return resp.Body, nil
+	case http.StatusOK:
+		if !src.v.sameVersion(validatorOf(resp.Header)) || resp.ContentLength != src.size {
+			resp.Body.Close()
+			return nil, errChanged
+		}
+		if _, err := io.CopyN(io.Discard, resp.Body, want.Start); err != nil {
+			resp.Body.Close()
+			return nil, fmt.Errorf("proxy: skip %d bytes of a 200: %w", want.Start, err)
+		}
+		return resp.Body, nil
+	case http.StatusPreconditionFailed, http.StatusRequestedRangeNotSatisfiable:
+		resp.Body.Close()
+		return nil, fmt.Errorf("%w: upstream answered %d", errChanged, resp.StatusCode)
+	default:
+		resp.Body.Close()
+		return nil, &statusError{resp.StatusCode}
+	}
+}
+
+// copyBody writes body into f until f is full; nil only then. It stops
+// within one buffer of ctx being cancelled: the transport closes the
+// connection asynchronously, and a fill that went on reading would fetch
+// bytes that a newer fill has claimed.
+func (p *Proxy) copyBody(ctx context.Context, f *cache.Fill, body io.Reader) error {
+	bp := p.bufs.Get().(*[]byte)
+	defer p.bufs.Put(bp)
+	buf := *bp
+	for pos := f.Pos(); pos < f.End(); pos = f.Pos() {
+		n, err := body.Read(buf[:min(int64(len(buf)), f.End()-pos)])
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if n > 0 {
+			if _, werr := f.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		switch {
+		case errors.Is(err, io.EOF) && f.Pos() < f.End():
+			return errShort
+		case err != nil && !errors.Is(err, io.EOF):
+			return err
+		}
+	}
+	return nil
+}
+
+// budget implements Retry: attempts and time since the last progress.
+type budget struct {
+	r        Retry
+	now      func() time.Time
+	attempts int
+	since    time.Time
+	backoff  time.Duration
+}
+
+func newBudget(r Retry, now func() time.Time) *budget {
+	return &budget{r: r, now: now, since: now(), backoff: r.InitialBackoff}
+}
+
+func (b *budget) progress() {
+	b.attempts, b.since, b.backoff = 0, b.now(), b.r.InitialBackoff
+}
+
+// wait sleeps before the next attempt; false when the budget is spent or
+// ctx is done.
+func (b *budget) wait(ctx context.Context) bool {
+	b.attempts++
+	if b.attempts > b.r.Attempts || b.now().Sub(b.since)+b.backoff > b.r.MaxElapsed {
+		return false
+	}
+	t := time.NewTimer(b.backoff)
+	defer t.Stop()
+	b.backoff = min(2*b.backoff, b.r.MaxBackoff)
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

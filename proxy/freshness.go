@@ -1,0 +1,71 @@
+package proxy
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// maxHeuristic caps heuristic freshness (RFC 9111 §4.2.2 leaves the cap to
+// the cache; a day is what common caches use).
+const maxHeuristic = 24 * time.Hour
+
+// freshnessLifetime computes how long a response stays fresh in a shared
+// cache (RFC 9111 §4.2.1); ok is false when nothing says.
+func freshnessLifetime(h http.Header) (time.Duration, bool) {
+	cc := parseCacheControl(h)
+	if cc.has("no-cache") {
+		return 0, true // stored, but revalidated before every use (§5.2.2.4)
+	}
+	if d, ok := cc.seconds("s-maxage"); ok {
+		return d, true
+	}
+	if d, ok := cc.seconds("max-age"); ok {
+		return d, true
+	}
+	date, dateErr := http.ParseTime(h.Get("Date"))
+	if exp := h.Get("Expires"); exp != "" {
+		t, err := http.ParseTime(exp)
+		if err != nil || dateErr != nil {
+			return 0, true // §5.3: an invalid Expires means "already expired"
+		}
+		return max(0, t.Sub(date)), true
+	}
+	if lm, err := http.ParseTime(h.Get("Last-Modified")); err == nil && dateErr == nil && date.After(lm) {
+		return min(date.Sub(lm)/10, maxHeuristic), true // §4.2.2: 10% of the age
+	}
+	return 0, false
+}
+
+// currentAge computes the age of a stored response now (RFC 9111 §4.2.3).
+func currentAge(h http.Header, requestTime, responseTime, now time.Time) time.Duration {
+	var apparent time.Duration
+	if date, err := http.ParseTime(h.Get("Date")); err == nil {
+		apparent = max(0, responseTime.Sub(date))
+	}
+	var ageValue time.Duration
+	if n, err := strconv.ParseInt(h.Get("Age"), 10, 64); err == nil && n > 0 {
+		ageValue = time.Duration(min(n, 1<<31-1)) * time.Second
+	}
+	corrected := ageValue + max(0, responseTime.Sub(requestTime))
+	return max(apparent, corrected) + max(0, now.Sub(responseTime))
+}
+
+// fresh reports whether a stored response may answer req without
+// revalidation (RFC 9111 §4.2, with the request's no-cache and max-age of
+// §5.2.1).
+func fresh(req *http.Request, h http.Header, requestTime, responseTime, now time.Time) bool {
+	rcc := parseCacheControl(req.Header)
+	if rcc.has("no-cache") || (len(rcc) == 0 && req.Header.Get("Pragma") == "no-cache") {
+		return false // §5.4: Pragma only counts without Cache-Control
+	}
+	lifetime, ok := freshnessLifetime(h)
+	if !ok {
+		return false
+	}
+	age := currentAge(h, requestTime, responseTime, now)
+	if maxAge, ok := rcc.seconds("max-age"); ok && age > maxAge {
+		return false
+	}
+	return lifetime > age
+}

@@ -1,0 +1,195 @@
+package proxy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/resumeproxy/resumeproxy/cache"
+	"github.com/resumeproxy/resumeproxy/internal/testorigin"
+)
+
+// harness is a proxy on a real 127.0.0.1 listener in front of a
+// fault-injecting origin, and a client that goes through it.
+type harness struct {
+	t      *testing.T
+	origin *testorigin.Origin
+	dir    string
+	opts   Options
+	store  *cache.Store
+	proxy  *Proxy
+	srv    *http.Server
+	ln     net.Listener
+	client *http.Client
+}
+
+// fastRetry keeps resumption tests quick: short pauses, a few attempts.
+var fastRetry = Retry{Attempts: 4, MaxElapsed: time.Minute, InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{t: t, origin: testorigin.New(t), dir: t.TempDir()}
+	h.opts = Options{Retry: fastRetry, IdleTimeout: time.Minute, Logger: testLogger(t)}
+	h.start()
+	t.Cleanup(h.stop)
+	return h
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	level := slog.LevelWarn
+	if os.Getenv("RESUMEPROXY_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: level}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func (h *harness) start() {
+	h.t.Helper()
+	store, err := cache.Open(h.dir, cache.Options{CheckpointBytes: 1 << 20, Logger: h.opts.Logger})
+	if err != nil {
+		h.t.Fatalf("cache.Open: %v", err)
+	}
+	h.store = store
+	opts := h.opts
+	opts.Store = store
+	h.proxy = New(opts)
+	h.srv = NewServer(h.proxy)
+	h.ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		h.t.Fatalf("listen: %v", err)
+	}
+	go h.srv.Serve(h.ln)
+	pu, _ := url.Parse("http://" + h.ln.Addr().String())
+	h.client = &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu), DisableCompression: true}}
+}
+
+func (h *harness) stop() {
+	if h.srv == nil {
+		return
+	}
+	h.client.CloseIdleConnections()
+	h.srv.Close()
+	if err := h.store.Close(); err != nil {
+		h.t.Errorf("store.Close: %v", err)
+	}
+	h.srv = nil
+}
+
+// restart stops the proxy and starts a new one on the same cache directory.
+func (h *harness) restart() {
+	h.stop()
+	h.start()
+}
+
+// set registers a resource and returns its URL.
+func (h *harness) set(path string, r testorigin.Resource) string {
+	h.origin.Set(path, r)
+	return h.origin.URL + path
+}
+
+// result is what a client got.
+type result struct {
+	status int
+	header http.Header
+	n      int64
+	sum    string
+	err    error // error reading the body (a cut connection)
+}
+
+// get fetches url through the proxy with extra header lines "Name: value",
+// reading the whole body.
+func (h *harness) get(u string, hdr ...string) result {
+	return h.getN(u, -1, hdr...)
+}
+
+// getN reads at most limit bytes of the body (all when limit < 0), then
+// closes it: limit ≥ 0 is a client that abandons the download.
+func (h *harness) getN(u string, limit int64, hdr ...string) result {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		h.t.Fatalf("NewRequest: %v", err)
+	}
+	for _, line := range hdr {
+		k, v, _ := strings.Cut(line, ":")
+		req.Header.Add(k, strings.TrimSpace(v))
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		h.t.Fatalf("GET %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	var body io.Reader = resp.Body
+	if limit >= 0 {
+		body = io.LimitReader(resp.Body, limit)
+	}
+	sum := sha256.New()
+	n, err := io.Copy(sum, body)
+	return result{status: resp.StatusCode, header: resp.Header, n: n, sum: hex.EncodeToString(sum.Sum(nil)), err: err}
+}
+
+// abandon makes a client read clientBytes of u and leave while the
+// origin holds the response at fillStop, so the entry is left with exactly
+// [0, fillStop) whatever the relative speed of proxy and client.
+func (h *harness) abandon(u, path string, clientBytes, fillStop int64) {
+	h.t.Helper()
+	stalled := h.origin.StallAt(path, fillStop)
+	if r := h.getN(u, clientBytes); r.n != clientBytes {
+		h.t.Fatalf("abandoning client read %d bytes, want %d", r.n, clientBytes)
+	}
+	// The proxy stops the fill once it sees the client gone; until then a
+	// new client would join the stalled fill and wait for the idle timeout.
+	select {
+	case <-stalled:
+	case <-time.After(30 * time.Second):
+		h.t.Fatalf("the proxy kept fetching %s 30s after its only client left", path)
+	}
+}
+
+// sumOf returns the sha256 of bytes [off, off+n) of version v.
+func sumOf(v int, off, n int64) string {
+	s := sha256.New()
+	io.Copy(s, testorigin.NewReader(v, off, n))
+	return hex.EncodeToString(s.Sum(nil))
+}
+
+// wantBody checks a complete, correct body of version v, bytes [off, off+n).
+func wantBody(t *testing.T, what string, r result, status, v int, off, n int64) {
+	t.Helper()
+	if r.err != nil {
+		t.Fatalf("%s: body error %v after %d bytes", what, r.err, r.n)
+	}
+	if r.status != status {
+		t.Fatalf("%s: status = %d, want %d", what, r.status, status)
+	}
+	if r.n != n || r.sum != sumOf(v, off, n) {
+		t.Fatalf("%s: got %d bytes (sha256 %s), want %d bytes of version %d at %d (sha256 %s)", what, r.n, r.sum[:12], n, v, off, sumOf(v, off, n)[:12])
+	}
+}
+
+func wantXCache(t *testing.T, what string, r result, want string) {
+	t.Helper()
+	if got := r.header.Get("X-Cache"); got != want {
+		t.Errorf("%s: X-Cache = %q, want %q", what, got, want)
+	}
+	if !strings.Contains(r.header.Get("Via"), "resumeproxy") {
+		t.Errorf("%s: Via = %q, want our hop", what, r.header.Get("Via"))
+	}
+}
+
+const mib = 1 << 20

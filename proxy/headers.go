@@ -1,0 +1,70 @@
+package proxy
+
+import (
+	"net/http"
+	"strings"
+)
+
+// hopByHop are the header fields that belong to one connection, not to the
+// message (RFC 9110 §7.6.1), plus the proxy-authentication pair that is
+// addressed to us.
+var hopByHop = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "TE", "Trailer",
+	"Transfer-Encoding", "Upgrade", "Proxy-Authenticate", "Proxy-Authorization",
+}
+
+// removeHopByHop deletes the hop-by-hop fields of h, including every field
+// that Connection names (RFC 9110 §7.6.1).
+func removeHopByHop(h http.Header) {
+	for _, v := range h.Values("Connection") {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range hopByHop {
+		h.Del(name)
+	}
+}
+
+// notStored are response fields never kept in the cache: hop-by-hop ones,
+// per-message framing, and Set-Cookie, which is private to one client
+// (DESIGN invariant 6).
+var notStored = []string{"Set-Cookie", "Set-Cookie2", "Content-Length", "Content-Range", "Age", "X-Cache"}
+
+// storedHeader returns the copy of a response's header that goes into the
+// cache.
+func storedHeader(h http.Header) http.Header {
+	c := h.Clone()
+	removeHopByHop(c)
+	for _, name := range notStored {
+		c.Del(name)
+	}
+	return c
+}
+
+// conditionalFields are the request preconditions (RFC 9110 §13.1) and
+// Range; the proxy evaluates the client's own against the cache and sends
+// its own upstream.
+var conditionalFields = []string{
+	"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range", "Range",
+}
+
+// upstreamHeader returns the header to send upstream for a client request:
+// end-to-end fields only, without the client's preconditions and Range, with
+// our Via added.
+func upstreamHeader(client http.Header, via string) http.Header {
+	h := client.Clone()
+	removeHopByHop(h)
+	for _, name := range conditionalFields {
+		h.Del(name)
+	}
+	addVia(h, via)
+	return h
+}
+
+// addVia appends our hop to Via (RFC 9110 §7.6.3).
+func addVia(h http.Header, via string) {
+	h.Add("Via", "1.1 "+via)
+}

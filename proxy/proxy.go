@@ -1,0 +1,209 @@
+// Package proxy holds the HTTP semantics of resumeproxy: which requests and
+// responses are cached (RFC 9111), how one request is answered from the
+// cache and upstream, the upstream reader that resumes after a drop, and the
+// goproxy wiring.
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/elazarl/goproxy"
+
+	"github.com/resumeproxy/resumeproxy/cache"
+)
+
+// Retry bounds how the proxy resumes an upstream body that failed. Counts
+// and time restart whenever a byte arrives, so a download that keeps making
+// progress is never abandoned.
+type Retry struct {
+	// Attempts is how many times in a row a fill is retried without progress.
+	// Default 8.
+	Attempts int
+	// MaxElapsed is how long a fill may go without progress before it gives
+	// up. Default 2m.
+	MaxElapsed time.Duration
+	// InitialBackoff is the first pause between attempts; it doubles after
+	// every attempt. Default 250ms.
+	InitialBackoff time.Duration
+	// MaxBackoff caps the pause. Default 10s.
+	MaxBackoff time.Duration
+}
+
+// Options configure a Proxy. Zero values take the defaults documented on
+// each field.
+type Options struct {
+	// Store is the cache; required.
+	Store *cache.Store
+	// Transport sends upstream requests. Default NewTransport().
+	Transport http.RoundTripper
+	// Retry bounds resumption of failed upstream bodies.
+	Retry Retry
+	// IdleTimeout is how long an upstream body may send nothing before it
+	// counts as dropped. Default 30s.
+	IdleTimeout time.Duration
+	// Name is our pseudonym in Via. Default "resumeproxy".
+	Name string
+	// Logger receives events. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.Transport == nil {
+		o.Transport = NewTransport()
+	}
+	r := &o.Retry
+	r.Attempts = cmpOr(r.Attempts, 8)
+	r.MaxElapsed = cmpOr(r.MaxElapsed, 2*time.Minute)
+	r.InitialBackoff = cmpOr(r.InitialBackoff, 250*time.Millisecond)
+	r.MaxBackoff = cmpOr(r.MaxBackoff, 10*time.Second)
+	o.IdleTimeout = cmpOr(o.IdleTimeout, 30*time.Second)
+	o.Name = cmpOr(o.Name, "resumeproxy")
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// NewTransport returns the upstream transport: TLS verified against the
+// system roots (SSL_CERT_FILE adds to them, as in Go), no transparent
+// decompression (byte offsets must be those of the stored body), and never
+// an HTTP_PROXY from the environment (it would usually point back at us).
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   32,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+	}
+}
+
+// Proxy is the forward proxy. It is an http.Handler.
+type Proxy struct {
+	opts  Options
+	store *cache.Store
+	gp    *goproxy.ProxyHttpServer
+	log   *slog.Logger
+	bufs  sync.Pool
+	now   func() time.Time
+}
+
+// copyBufSize is the size of the pooled buffers on the body copy paths.
+const copyBufSize = 256 << 10
+
+// New returns a Proxy over opts.Store.
+func New(opts Options) *Proxy {
+	opts.setDefaults()
+	p := &Proxy{opts: opts, store: opts.Store, log: opts.Logger, now: time.Now}
+	p.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
+	gp := goproxy.NewProxyHttpServer()
+	gp.KeepAcceptEncoding = true // byte ranges must address the encoded body as stored
+	gp.KeepHeader = true         // we remove hop-by-hop fields ourselves, all of them
+	if t, ok := opts.Transport.(*http.Transport); ok {
+		gp.Tr = t
+	} else {
+		gp.Tr = NewTransport()
+	}
+	gp.Logger = slogPrinter{p.log}
+	gp.NonproxyHandler = http.HandlerFunc(p.serveNonProxy)
+	gp.OnRequest().DoFunc(p.onRequest)
+	gp.OnResponse().DoFunc(p.onResponse)
+	p.gp = gp
+	return p
+}
+
+// ServeHTTP serves one client request. It makes the client's connection
+// reachable from response bodies, so that a body that cannot be completed
+// cuts it (DESIGN invariant 4).
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ab := &aborter{w: w}
+	p.gp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), aborterKey{}, ab)))
+}
+
+func (p *Proxy) serveNonProxy(w http.ResponseWriter, r *http.Request) {
+	http.Error(w, "resumeproxy is a forward proxy: send absolute-form requests (set http_proxy/https_proxy to this address)", http.StatusBadRequest)
+}
+
+// onRequest answers cacheable GETs itself and lets goproxy forward the rest
+// through passThrough.
+func (p *Proxy) onRequest(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+		return req, errorResponse(req, http.StatusBadRequest, "unsupported URL scheme "+req.URL.Scheme)
+	}
+	if !isUpgrade(req.Header) {
+		removeHopByHop(req.Header)
+	}
+	if requestUsesCache(req) {
+		return req, p.serve(req)
+	}
+	addVia(req.Header, p.opts.Name)
+	ctx.RoundTripper = goproxy.RoundTripperFunc(p.passThrough)
+	return req, nil
+}
+
+// onResponse finishes headers of responses goproxy fetched itself.
+func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Response {
+	if resp == nil || resp.Header.Get("X-Cache") != "" {
+		return resp
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		removeHopByHop(resp.Header)
+	}
+	addVia(resp.Header, p.opts.Name)
+	resp.Header.Set("X-Cache", "MISS")
+	return resp
+}
+
+// passThrough forwards a request the cache does not handle. An upstream
+// failure becomes a 502/504 instead of goproxy's 500, and a body that fails
+// mid-way cuts the client connection.
+func (p *Proxy) passThrough(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Response, error) {
+	resp, err := p.opts.Transport.RoundTrip(req)
+	if err != nil {
+		p.log.Warn("upstream request failed", "url", req.URL.String(), "err", err)
+		return upstreamErrorResponse(req, err), nil
+	}
+	resp.Body = &abortOnError{ReadCloser: resp.Body, abort: abortFor(req)}
+	return resp, nil
+}
+
+func isUpgrade(h http.Header) bool {
+	return h.Get("Upgrade") != "" && strings.Contains(strings.ToLower(h.Get("Connection")), "upgrade")
+}
+
+// slogPrinter adapts goproxy's Printf logger to slog.
+type slogPrinter struct{ l *slog.Logger }
+
+func (s slogPrinter) Printf(format string, v ...any) {
+	s.l.Debug("goproxy", "msg", strings.TrimSpace(sprintf(format, v...)))
+}
+
+// NewServer returns the HTTP server for p with the limits resumeproxy runs
+// with: bounded header size (larger requests get 431) and header read time.
+func NewServer(p *Proxy) *http.Server {
+	return &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+	}
+}

@@ -1,0 +1,241 @@
+package proxy
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// cacheControl is a parsed Cache-Control field: directive name (lower case)
+// to argument ("" when none). RFC 9111 §5.2.
+type cacheControl map[string]string
+
+// maxDirectives bounds how much of a hostile Cache-Control we look at.
+const maxDirectives = 32
+
+func parseCacheControl(h http.Header) cacheControl {
+	cc := cacheControl{}
+	for _, line := range h.Values("Cache-Control") {
+		for _, d := range strings.Split(line, ",") {
+			if len(cc) >= maxDirectives {
+				return cc
+			}
+			name, arg, _ := strings.Cut(strings.TrimSpace(d), "=")
+			if name == "" {
+				continue
+			}
+			cc[strings.ToLower(name)] = strings.Trim(strings.TrimSpace(arg), `"`)
+		}
+	}
+	return cc
+}
+
+func (cc cacheControl) has(name string) bool {
+	_, ok := cc[name]
+	return ok
+}
+
+// seconds returns a delta-seconds argument (RFC 9111 §1.2.2); ok is false
+// when the directive is absent or malformed.
+func (cc cacheControl) seconds(name string) (time.Duration, bool) {
+	arg, ok := cc[name]
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	const maxDelta = 1<<31 - 1 // RFC 9111 §1.2.2: larger values mean 2^31
+	return time.Duration(min(n, maxDelta)) * time.Second, true
+}
+
+// requestUsesCache reports whether a client request may be answered from or
+// stored in the cache at all: GET only, and not no-store (RFC 9111 §3, §5.2.1.5).
+func requestUsesCache(r *http.Request) bool {
+	return r.Method == http.MethodGet && !parseCacheControl(r.Header).has("no-store")
+}
+
+// storable reports whether a response may be stored by a shared cache
+// (RFC 9111 §3), and is worth storing: 200 or 206, with a known length, and
+// something to decide freshness or to revalidate with.
+func storable(req *http.Request, resp *http.Response) bool {
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
+		return false
+	}
+	rcc := parseCacheControl(resp.Header)
+	switch {
+	case rcc.has("no-store"), rcc.has("private"):
+		return false
+	case hasVaryStar(resp.Header):
+		return false
+	case req.Header.Get("Authorization") != "" && !(rcc.has("public") || rcc.has("s-maxage") || rcc.has("must-revalidate")):
+		return false // RFC 9111 §3.5
+	}
+	if resp.Header.Get("Content-Encoding") != "" && resp.StatusCode == http.StatusPartialContent {
+		return false // ranges of an encoded body: keep it simple, never splice those
+	}
+	_, hasLifetime := freshnessLifetime(resp.Header)
+	return hasLifetime || resp.Header.Get("ETag") != "" || resp.Header.Get("Last-Modified") != ""
+}
+
+func hasVaryStar(h http.Header) bool {
+	for _, name := range varyNames(h) {
+		if name == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+// varyNames lists the request fields a response varies on (RFC 9111 §4.1).
+func varyNames(h http.Header) []string {
+	var names []string
+	for _, line := range h.Values("Vary") {
+		for _, n := range strings.Split(line, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				names = append(names, http.CanonicalHeaderKey(n))
+			}
+		}
+	}
+	return names
+}
+
+// selectingHeader returns the request's values of the fields that resp
+// varies on, to store with the entry.
+func selectingHeader(req http.Header, resp http.Header) map[string][]string {
+	names := varyNames(resp)
+	if len(names) == 0 {
+		return nil
+	}
+	sel := make(map[string][]string, len(names))
+	for _, n := range names {
+		sel[n] = normalizeValues(req.Values(n))
+	}
+	return sel
+}
+
+// variantMatches reports whether a stored variant may answer req: every
+// field named by Vary has the same normalized value (RFC 9111 §4.1).
+func variantMatches(stored http.Header, sel map[string][]string, req http.Header) bool {
+	for _, n := range varyNames(stored) {
+		if strings.Join(sel[n], ",") != strings.Join(normalizeValues(req.Values(n)), ",") {
+			return false
+		}
+	}
+	return true
+}
+
+// normalizeValues folds a field's lines into one list without whitespace
+// around elements (RFC 9111 §4.1 allows this normalization).
+func normalizeValues(vs []string) []string {
+	var out []string
+	for _, v := range vs {
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// validator is what identifies one version of a representation.
+type validator struct {
+	etag         string    // as sent, quotes included; "" when none
+	weak         bool      // etag is W/
+	lastModified time.Time // zero when none
+	date         time.Time // Date of the response that carried them
+}
+
+func validatorOf(h http.Header) validator {
+	v := validator{etag: strings.TrimSpace(h.Get("ETag"))}
+	v.weak = strings.HasPrefix(v.etag, "W/")
+	if !validETag(v.etag) {
+		v.etag, v.weak = "", false
+	}
+	v.lastModified, _ = http.ParseTime(h.Get("Last-Modified"))
+	v.date, _ = http.ParseTime(h.Get("Date"))
+	return v
+}
+
+// validETag checks entity-tag syntax (RFC 9110 §8.8.3): [W/] DQUOTE *etagc DQUOTE.
+func validETag(t string) bool {
+	t = strings.TrimPrefix(t, "W/")
+	if len(t) < 2 || t[0] != '"' || t[len(t)-1] != '"' {
+		return false
+	}
+	for i := 1; i < len(t)-1; i++ {
+		if c := t[i]; c < 0x21 || c == '"' || c == 0x7f {
+			return false
+		}
+	}
+	return len(t) <= 1024
+}
+
+// strongETag returns the ETag if it is strong, else "".
+func (v validator) strongETag() string {
+	if v.weak {
+		return ""
+	}
+	return v.etag
+}
+
+// strongDate reports whether Last-Modified may serve as a strong validator:
+// RFC 9110 §8.8.2.2 lets a cache treat it as strong when the Date it came
+// with is at least 60 seconds later (the same version cannot have changed
+// twice within the second it names).
+func (v validator) strongDate() bool {
+	return !v.lastModified.IsZero() && !v.date.IsZero() && v.date.Sub(v.lastModified) >= 60*time.Second
+}
+
+// resumable reports whether bytes of this version may be spliced with bytes
+// fetched later: only under a strong validator (DESIGN invariant 1).
+func (v validator) resumable() bool { return v.strongETag() != "" || v.strongDate() }
+
+// sameVersion reports whether a response's validators identify the same
+// version as v, by strong comparison (RFC 9110 §8.8.3.2).
+func (v validator) sameVersion(o validator) bool {
+	if e := v.strongETag(); e != "" {
+		return o.strongETag() == e
+	}
+	return v.strongDate() && o.lastModified.Equal(v.lastModified) && o.etag == ""
+}
+
+// ifRange returns the If-Range value that asks for more of this version, ""
+// when it has no strong validator (RFC 9110 §13.1.5: never a weak tag).
+func (v validator) ifRange() string {
+	if e := v.strongETag(); e != "" {
+		return e
+	}
+	if v.strongDate() {
+		return v.lastModified.UTC().Format(http.TimeFormat)
+	}
+	return ""
+}
+
+// setContinueConditions asks for more of exactly this version, failing with
+// 412 if it changed: used when the client already has our headers (DESIGN
+// invariant 3).
+func (v validator) setContinueConditions(h http.Header) {
+	if e := v.strongETag(); e != "" {
+		h.Set("If-Match", e)
+		return
+	}
+	h.Set("If-Unmodified-Since", v.lastModified.UTC().Format(http.TimeFormat))
+}
+
+// setRevalidateConditions asks whether the stored version is still current
+// (RFC 9111 §4.3.1).
+func (v validator) setRevalidateConditions(h http.Header) {
+	if v.etag != "" {
+		h.Set("If-None-Match", v.etag)
+	}
+	if !v.lastModified.IsZero() {
+		h.Set("If-Modified-Since", v.lastModified.UTC().Format(http.TimeFormat))
+	}
+}
+
+// canRevalidate reports whether a conditional request can check v.
+func (v validator) canRevalidate() bool { return v.etag != "" || !v.lastModified.IsZero() }

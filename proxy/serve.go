@@ -1,0 +1,425 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/resumeproxy/resumeproxy/cache"
+	"github.com/resumeproxy/resumeproxy/rangeutil"
+)
+
+// X-Cache values (DESIGN: command-line contract).
+const (
+	xHit     = "HIT"
+	xMiss    = "MISS"
+	xPartial = "PARTIAL"
+)
+
+// maxServeAttempts bounds how often one request starts over after losing a
+// race with another request on the same entry.
+const maxServeAttempts = 3
+
+// serve answers a GET the cache may take part in.
+func (p *Proxy) serve(req *http.Request) *http.Response {
+	key := cacheKey(req.URL)
+	for range maxServeAttempts - 1 {
+		if resp := p.serveOnce(req, key); resp != nil {
+			return resp
+		}
+	}
+	return p.fetchNew(req, key)
+}
+
+// serveOnce answers req from the entry stored under key, fetching what is
+// missing. It returns nil when it lost a race and should be called again.
+func (p *Proxy) serveOnce(req *http.Request, key string) *http.Response {
+	e, err := p.store.Get(key)
+	if err != nil {
+		p.log.Error("cache lookup failed; forwarding uncached", "key", key, "err", err)
+		return p.fetchUncached(req)
+	}
+	if e == nil {
+		return p.fetchNew(req, key)
+	}
+	e.Join()
+	m := e.Meta()
+	v := validatorOf(m.Header)
+	switch {
+	case m.Size < 0 || !variantMatches(m.Header, m.RequestHeader, req.Header):
+		p.leave(e)
+		return p.fetchNew(req, key) // the new response replaces this variant
+	case !m.Complete() && !v.resumable():
+		e.Drop() // never splice without a strong validator (DESIGN invariant 1)
+		p.leave(e)
+		return p.fetchNew(req, key)
+	}
+	need := chooseRange(req, m.Size, v).r
+	gap, missing := m.Ranges.FirstMissing(need)
+	switch {
+	case missing:
+		return p.refill(req, e, need, gap)
+	case fresh(req, m.Header, m.RequestTime, m.ResponseTime, p.now()):
+		return p.fromEntry(req, e, xHit)
+	default:
+		return p.revalidate(req, e)
+	}
+}
+
+// refill answers a request whose bytes need are partly missing from a
+// stored version. The upstream request for the first missing span is
+// answered before any cached byte is sent (DESIGN invariant 2): a 206 of
+// the same version lets us serve cached bytes and then the fetched ones; a
+// 200 means the resource changed, and that response replaces the entry.
+func (p *Proxy) refill(req *http.Request, e *cache.Entry, need, gap rangeutil.Range) *http.Response {
+	xc := xPartial
+	if m := e.Meta(); m.Ranges.Missing(need)[0] == need {
+		xc = xMiss
+	}
+	f, owner := e.Claim(gap.Start, need.End)
+	switch {
+	case f == nil: // filled or replaced meanwhile
+		p.leave(e)
+		return nil
+	case !owner:
+		if !p.awaitValidation(req.Context(), e, f) {
+			p.leave(e)
+			return nil
+		}
+		return p.fromEntry(req, e, xc)
+	}
+	m := e.Meta()
+	v := validatorOf(m.Header)
+	src := p.sourceFor(req, m)
+	h := src.header.Clone()
+	want := rangeutil.Range{Start: f.Start(), End: f.End()}
+	h.Set("Range", rangeutil.HeaderFor(want))
+	h.Set("If-Range", v.ifRange())
+	ctx, cancel := context.WithCancel(context.Background())
+	f.OnAbandon(cancel)
+	resp, reqTime, err := p.do(ctx, src.url, h)
+	if err != nil {
+		f.Finish(err)
+		cancel()
+		p.leave(e)
+		return upstreamErrorResponse(req, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		if err := checkPartial(resp, want, m.Size, v); err != nil {
+			p.log.Warn("refusing to splice upstream 206", "url", src.url.String(), "err", err)
+			resp.Body.Close()
+			f.Finish(err)
+			cancel()
+			e.Drop()
+			p.leave(e)
+			return p.fetchNew(req, cacheKey(req.URL))
+		}
+		p.refreshHeaders(e, resp.Header, reqTime)
+		f.Validated()
+		p.startFill(ctx, cancel, f, e, resp.Body, src)
+		return p.fromEntry(req, e, xc)
+	case http.StatusOK:
+		f.Finish(errChanged)
+		e.Drop() // a new version (or a server that ignores Range): start over
+		p.leave(e)
+		return p.keep(req, cacheKey(req.URL), resp, reqTime, ctx, cancel)
+	case http.StatusRequestedRangeNotSatisfiable:
+		resp.Body.Close()
+		f.Finish(&statusError{resp.StatusCode})
+		cancel()
+		e.Drop() // the stored size is wrong now
+		p.leave(e)
+		return p.fetchNew(req, cacheKey(req.URL))
+	default: // 5xx, 404, ...: pass the upstream's answer on; keep the bytes unless it is gone
+		f.Finish(&statusError{resp.StatusCode})
+		if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
+			e.Drop()
+		}
+		p.leave(e)
+		return p.relay(req, resp, cancel)
+	}
+}
+
+// awaitValidation waits until another request's fill has been validated by
+// the upstream; false when it failed first (or the client left).
+func (p *Proxy) awaitValidation(ctx context.Context, e *cache.Entry, f *cache.Fill) bool {
+	for {
+		ch := e.Changed()
+		validated, done, _ := f.State()
+		switch {
+		case validated:
+			return true
+		case done:
+			return false
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// revalidate asks the upstream whether a stale stored version is still
+// current (RFC 9111 §4.3): 304 refreshes it and serves it, 200 replaces it.
+func (p *Proxy) revalidate(req *http.Request, e *cache.Entry) *http.Response {
+	m := e.Meta()
+	v := validatorOf(m.Header)
+	if !v.canRevalidate() {
+		e.Drop()
+		p.leave(e)
+		return p.fetchNew(req, cacheKey(req.URL))
+	}
+	src := p.sourceFor(req, m)
+	h := src.header.Clone()
+	v.setRevalidateConditions(h)
+	ctx, cancel := context.WithCancel(context.Background())
+	resp, reqTime, err := p.do(ctx, src.url, h)
+	if err != nil {
+		cancel()
+		p.leave(e)
+		return upstreamErrorResponse(req, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusNotModified:
+		resp.Body.Close()
+		cancel()
+		p.refreshHeaders(e, resp.Header, reqTime)
+		return p.fromEntry(req, e, xHit)
+	case http.StatusOK:
+		e.Drop()
+		p.leave(e)
+		return p.keep(req, cacheKey(req.URL), resp, reqTime, ctx, cancel)
+	default:
+		p.leave(e)
+		return p.relay(req, resp, cancel)
+	}
+}
+
+// fetchNew fetches req upstream as if nothing were stored, and stores the
+// response when it may.
+func (p *Proxy) fetchNew(req *http.Request, key string) *http.Response {
+	h := upstreamHeader(req.Header, p.opts.Name)
+	if r := forwardRange(req); r != "" {
+		h.Set("Range", r)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	resp, reqTime, err := p.do(ctx, req.URL, h)
+	if err != nil {
+		cancel()
+		return upstreamErrorResponse(req, err)
+	}
+	return p.keep(req, key, resp, reqTime, ctx, cancel)
+}
+
+// fetchUncached forwards req upstream, client preconditions and Range
+// included, and relays the answer without storing it.
+func (p *Proxy) fetchUncached(req *http.Request) *http.Response {
+	h := req.Header.Clone()
+	removeHopByHop(h)
+	addVia(h, p.opts.Name)
+	ctx, cancel := context.WithCancel(context.Background())
+	resp, _, err := p.do(ctx, req.URL, h)
+	if err != nil {
+		cancel()
+		return upstreamErrorResponse(req, err)
+	}
+	return p.relay(req, resp, cancel)
+}
+
+// keep stores a fresh upstream response as a new version of key and serves
+// req from it while it fills; responses that may not be stored are relayed.
+// ctx and cancel govern the upstream body.
+func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime time.Time, ctx context.Context, cancel context.CancelFunc) *http.Response {
+	body, size, err := bodyExtent(resp)
+	if err != nil {
+		p.log.Warn("upstream sent an unusable Content-Range", "url", req.URL.String(), "err", err)
+		resp.Body.Close()
+		cancel()
+		return errorResponse(req, http.StatusBadGateway, err.Error())
+	}
+	if size < 0 || !storable(req, resp) {
+		return p.relay(req, resp, cancel)
+	}
+	m := cache.Meta{
+		Status:        http.StatusOK,
+		Header:        storedHeader(resp.Header),
+		RequestHeader: selectingHeader(req.Header, resp.Header),
+		Size:          size,
+		RequestTime:   reqTime,
+		ResponseTime:  p.now(),
+	}
+	e, err := p.store.Create(key, m)
+	if err != nil {
+		p.log.Error("cannot store response; relaying uncached", "key", key, "err", err)
+		return p.relay(req, resp, cancel)
+	}
+	e.Join()
+	f, _ := e.Claim(body.Start, body.End) // a new version: the claim is ours
+	f.OnAbandon(cancel)
+	f.Validated()
+	p.startFill(ctx, cancel, f, e, resp.Body, p.sourceFor(req, e.Meta()))
+	out := p.fromEntry(req, e, xMiss)
+	if out.StatusCode == http.StatusOK || out.StatusCode == http.StatusPartialContent {
+		// Not stored, but this response is the one that set it.
+		for _, c := range resp.Header.Values("Set-Cookie") {
+			out.Header.Add("Set-Cookie", c)
+		}
+	}
+	return out
+}
+
+// bodyExtent returns which bytes of the representation a 200 or 206 body
+// carries and the complete length (-1 when unknown).
+func bodyExtent(resp *http.Response) (rangeutil.Range, int64, error) {
+	if resp.StatusCode != http.StatusPartialContent {
+		return rangeutil.Range{Start: 0, End: max(resp.ContentLength, 0)}, resp.ContentLength, nil
+	}
+	cr, err := rangeutil.ParseContentRange(resp.Header.Get("Content-Range"))
+	switch {
+	case err != nil:
+		return rangeutil.Range{}, 0, fmt.Errorf("proxy: 206 Content-Range: %w", err)
+	case cr.Unsatisfied, resp.ContentLength >= 0 && resp.ContentLength != cr.Range.Len():
+		return rangeutil.Range{}, 0, fmt.Errorf("proxy: 206 Content-Range %q does not match its body", resp.Header.Get("Content-Range"))
+	}
+	return cr.Range, cr.Size, nil
+}
+
+// relay passes an upstream response to the client without storing it.
+func (p *Proxy) relay(req *http.Request, resp *http.Response, cancel context.CancelFunc) *http.Response {
+	removeHopByHop(resp.Header)
+	addVia(resp.Header, p.opts.Name)
+	resp.Header.Set("X-Cache", xMiss)
+	if resp.ContentLength >= 0 {
+		resp.Header.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	}
+	resp.Body = &relayBody{abortOnError{ReadCloser: resp.Body, abort: abortFor(req)}, cancel}
+	return resp
+}
+
+type relayBody struct {
+	abortOnError
+	cancel context.CancelFunc
+}
+
+func (b *relayBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// fromEntry builds the client's response from a stored version whose bytes
+// are present or being fetched: 304/412 for its preconditions, 416, or the
+// 200/206 body read from the entry. It takes over e's reference and join.
+func (p *Proxy) fromEntry(req *http.Request, e *cache.Entry, xc string) *http.Response {
+	m := e.Meta()
+	v := validatorOf(m.Header)
+	h := http.Header(cloneMap(m.Header))
+	h.Set("X-Cache", xc)
+	addVia(h, p.opts.Name)
+	if xc == xHit {
+		h.Set("Age", ageSeconds(currentAge(m.Header, m.RequestTime, m.ResponseTime, p.now())))
+	}
+	if status := checkPreconditions(req, v); status != 0 {
+		p.leave(e)
+		return headOnly(req, status, notModifiedHeader(h, status))
+	}
+	ans := chooseRange(req, m.Size, v)
+	if ans.status == http.StatusRequestedRangeNotSatisfiable {
+		p.leave(e)
+		eh := errorResponse(req, ans.status, "range not satisfiable")
+		eh.Header.Set("Content-Range", rangeutil.FormatUnsatisfied(m.Size))
+		return eh
+	}
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Content-Length", strconv.FormatInt(ans.r.Len(), 10))
+	if ans.status == http.StatusPartialContent {
+		h.Set("Content-Range", rangeutil.FormatContentRange(ans.r, m.Size))
+	}
+	resp := headOnly(req, ans.status, h)
+	resp.ContentLength = ans.r.Len()
+	resp.Body = p.newEntryBody(req, e, ans.r, p.sourceFor(req, m))
+	return resp
+}
+
+// notModifiedHeader keeps the fields RFC 9110 §15.4.5 lists for a 304, and
+// nothing of the body for a 412.
+func notModifiedHeader(h http.Header, status int) http.Header {
+	out := http.Header{}
+	keep := []string{"X-Cache", "Via"}
+	if status == http.StatusNotModified {
+		keep = append(keep, "Cache-Control", "Content-Location", "Date", "ETag", "Expires", "Vary", "Last-Modified", "Age")
+	}
+	for _, k := range keep {
+		if vs := h.Values(k); len(vs) > 0 {
+			out[k] = vs
+		}
+	}
+	out.Set("Content-Length", "0")
+	return out
+}
+
+func headOnly(req *http.Request, status int, h http.Header) *http.Response {
+	return &http.Response{
+		StatusCode: status,
+		Status:     strconv.Itoa(status) + " " + http.StatusText(status),
+		Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:  h,
+		Body:    http.NoBody,
+		Request: req,
+	}
+}
+
+// refreshHeaders stores the header fields of a 304 or 206 of the same
+// version over the stored ones (RFC 9111 §3.2, §4.3.4), which renews
+// freshness.
+func (p *Proxy) refreshHeaders(e *cache.Entry, fresh http.Header, reqTime time.Time) {
+	upd := storedHeader(fresh)
+	now := p.now()
+	err := e.Update(func(m *cache.Meta) {
+		if m.Header == nil {
+			m.Header = map[string][]string{}
+		}
+		for k, vs := range upd {
+			m.Header[k] = vs
+		}
+		m.RequestTime, m.ResponseTime = reqTime, now
+	})
+	if err != nil {
+		p.log.Error("cannot refresh stored headers", "key", e.Key(), "err", err)
+	}
+}
+
+// leave gives up a client's hold on an entry.
+func (p *Proxy) leave(e *cache.Entry) {
+	e.Leave()
+	e.Release()
+}
+
+// cacheKey names a resource: its absolute URL without fragment, with the
+// scheme and host in lower case and the default port dropped.
+func cacheKey(u *url.URL) string {
+	k := *u
+	k.Fragment, k.RawFragment, k.User = "", "", nil
+	k.Scheme = strings.ToLower(k.Scheme)
+	k.Host = strings.ToLower(k.Host)
+	if port := k.Port(); (k.Scheme == "http" && port == "80") || (k.Scheme == "https" && port == "443") {
+		k.Host = k.Hostname()
+		if strings.Contains(k.Host, ":") {
+			k.Host = "[" + k.Host + "]" // IPv6 literal
+		}
+	}
+	if k.Path == "" {
+		k.Path = "/"
+	}
+	return k.String()
+}
+
+func cloneMap(h map[string][]string) map[string][]string {
+	return map[string][]string(http.Header(h).Clone())
+}
