@@ -1,0 +1,166 @@
+// Package config loads resumeproxy's YAML configuration: parse, Validate
+// (errors name the key), then use. Every field documents its default; a
+// missing file or key keeps it.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	// Listen is the address the proxy serves on. Default "127.0.0.1:3128".
+	Listen string `yaml:"listen"`
+	// CacheDir holds the index and the body files. Default: resumeproxy
+	// under the user's cache directory ($XDG_CACHE_HOME or ~/.cache).
+	CacheDir string `yaml:"cache_dir"`
+	// CheckpointInterval is how many bytes of a download may be written
+	// between two checkpoints (sync, then commit to the index); it bounds
+	// what a crash loses. Default 4MiB.
+	CheckpointInterval Size `yaml:"checkpoint_interval"`
+	// Upstream configures requests to origin servers.
+	Upstream Upstream `yaml:"upstream"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `yaml:"log_level"`
+}
+
+// Upstream configures requests to origin servers and resumption.
+type Upstream struct {
+	// Retries is how many times in a row a dropped download is retried
+	// without receiving a byte before the client is cut. Default 8.
+	Retries int `yaml:"retries"`
+	// RetryWindow is how long a download may go without a byte before it is
+	// given up. Default 2m.
+	RetryWindow time.Duration `yaml:"retry_window"`
+	// BackoffInitial is the first pause between retries (doubling). Default 250ms.
+	BackoffInitial time.Duration `yaml:"backoff_initial"`
+	// BackoffMax caps the pause between retries. Default 10s.
+	BackoffMax time.Duration `yaml:"backoff_max"`
+	// IdleTimeout is how long a body may stall before it counts as dropped.
+	// Default 30s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		Listen:             "127.0.0.1:3128",
+		CacheDir:           defaultCacheDir(),
+		CheckpointInterval: 4 << 20,
+		Upstream: Upstream{
+			Retries:        8,
+			RetryWindow:    2 * time.Minute,
+			BackoffInitial: 250 * time.Millisecond,
+			BackoffMax:     10 * time.Second,
+			IdleTimeout:    30 * time.Second,
+		},
+		LogLevel: "info",
+	}
+}
+
+func defaultCacheDir() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "resumeproxy")
+	}
+	return filepath.Join(os.TempDir(), "resumeproxy")
+}
+
+// Load reads path over the defaults; unknown keys are errors.
+func Load(path string) (Config, error) {
+	c := Default()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // empty file: defaults
+		return c, fmt.Errorf("config: %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Validate checks every field; the error names the offending key.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen: %q: %w", c.Listen, err))
+	}
+	if c.CacheDir == "" {
+		errs = append(errs, errors.New("cache_dir: must not be empty"))
+	}
+	if c.CheckpointInterval < 64<<10 {
+		errs = append(errs, fmt.Errorf("checkpoint_interval: %d is below 64KiB", c.CheckpointInterval))
+	}
+	u := c.Upstream
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"upstream.retry_window", u.RetryWindow}, {"upstream.backoff_initial", u.BackoffInitial},
+		{"upstream.backoff_max", u.BackoffMax}, {"upstream.idle_timeout", u.IdleTimeout},
+	} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive, got %v", d.key, d.v))
+		}
+	}
+	if u.Retries < 0 {
+		errs = append(errs, fmt.Errorf("upstream.retries: must not be negative, got %d", u.Retries))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+// Size is a byte count written as a plain number or with a unit: 512KiB,
+// 4MiB, 1GiB (powers of 1024), or KB, MB, GB (powers of 1000).
+type Size int64
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1},
+}
+
+// ParseSize parses a Size.
+func ParseSize(s string) (Size, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("invalid size %q", s)
+	}
+	return Size(n * mult), nil
+}
+
+// UnmarshalYAML accepts a number or a string with a unit.
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*s = v
+	return nil
+}
