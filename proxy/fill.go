@@ -30,55 +30,6 @@ func (p *Proxy) sourceFor(req *http.Request, m cache.Meta) source {
 	}
 }
 
-// do sends one upstream GET. The response body counts as dropped when it
-// sends nothing for IdleTimeout. It returns when the request was sent.
-func (p *Proxy) do(ctx context.Context, u *url.URL, h http.Header) (*http.Response, time.Time, error) {
-	actx, cancel := context.WithCancel(ctx)
-	req, err := http.NewRequestWithContext(actx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		cancel()
-		return nil, time.Time{}, fmt.Errorf("proxy: build upstream request: %w", err)
-	}
-	req.Header = h
-	sent := p.now()
-	resp, err := p.opts.Transport.RoundTrip(req)
-	if err != nil {
-		cancel()
-		return nil, sent, fmt.Errorf("proxy: GET %s: %w", u.Redacted(), err)
-	}
-	resp.Body = newIdleBody(resp.Body, p.opts.IdleTimeout, cancel)
-	return resp, sent, nil
-}
-
-// idleBody cancels its request when a Read waits longer than the idle
-// timeout, turning a stalled upstream into a failed read that is resumed.
-type idleBody struct {
-	io.ReadCloser
-	timer  *time.Timer
-	idle   time.Duration
-	cancel context.CancelFunc
-}
-
-func newIdleBody(rc io.ReadCloser, idle time.Duration, cancel context.CancelFunc) *idleBody {
-	return &idleBody{ReadCloser: rc, timer: time.AfterFunc(idle, cancel), idle: idle, cancel: cancel}
-}
-
-func (b *idleBody) Read(p []byte) (int, error) {
-	b.timer.Reset(b.idle)
-	n, err := b.ReadCloser.Read(p)
-	if n > 0 {
-		b.timer.Reset(b.idle)
-	}
-	return n, err
-}
-
-func (b *idleBody) Close() error {
-	b.timer.Stop()
-	err := b.ReadCloser.Close()
-	b.cancel()
-	return err
-}
-
 // checkPartial verifies that a 206 carries exactly a prefix of want of the
 // same version, total included (DESIGN invariant 3).
 func checkPartial(resp *http.Response, want rangeutil.Range, size int64, v validator) error {
@@ -100,12 +51,12 @@ func checkPartial(resp *http.Response, want rangeutil.Range, size int64, v valid
 // startFill copies body into f in its own goroutine, resuming upstream after
 // failures, with a detached context so that no client's pace or departure
 // (short of the last one) stops it.
-func (p *Proxy) startFill(ctx context.Context, cancel context.CancelFunc, f *cache.Fill, e *cache.Entry, body io.ReadCloser, src source) {
+func (p *Proxy) startFill(ctx context.Context, stop *fillStop, f *cache.Fill, e *cache.Entry, body io.ReadCloser, src source) {
 	e.Acquire()
 	go func() {
 		defer e.Release()
-		defer cancel()
-		err := p.drive(ctx, f, e, body, src)
+		defer stop.cancel()
+		err := p.drive(ctx, stop, f, e, body, src)
 		p.finishFill(f, e, src, err)
 	}()
 }
@@ -115,9 +66,10 @@ func (p *Proxy) startFill(ctx context.Context, cancel context.CancelFunc, f *cac
 // at once (DESIGN invariant 3).
 func (p *Proxy) startContinuation(f *cache.Fill, e *cache.Entry, src source) {
 	ctx, cancel := context.WithCancel(context.Background())
-	f.OnAbandon(cancel)
+	stop := newFillStop(cancel)
+	f.OnAbandon(stop.stop)
 	f.Validated()
-	p.startFill(ctx, cancel, f, e, nil, src)
+	p.startFill(ctx, stop, f, e, nil, src)
 }
 
 func (p *Proxy) finishFill(f *cache.Fill, e *cache.Entry, src source, err error) {
@@ -140,7 +92,7 @@ func (p *Proxy) finishFill(f *cache.Fill, e *cache.Entry, src source, err error)
 // drive copies upstream bytes into f until it is full. body is the first
 // upstream body (nil to ask for one). After a failure mid-body it asks for
 // the rest with Range and If-Match, within the retry budget.
-func (p *Proxy) drive(ctx context.Context, f *cache.Fill, e *cache.Entry, body io.ReadCloser, src source) error {
+func (p *Proxy) drive(ctx context.Context, stop *fillStop, f *cache.Fill, e *cache.Entry, body io.ReadCloser, src source) error {
 	b := newBudget(p.opts.Retry, p.now)
 	for {
 		if body == nil {
@@ -156,14 +108,18 @@ func (p *Proxy) drive(ctx context.Context, f *cache.Fill, e *cache.Entry, body i
 			}
 		}
 		before := f.Pos()
-		err := p.copyBody(ctx, f, body)
+		err := errWoundDown
+		if stop.track(body) {
+			err = p.copyBody(ctx, f, body)
+		}
 		body.Close()
 		body = nil
+		stopped := !stop.track(nil)
 		switch {
 		case err == nil:
 			return nil
-		case ctx.Err() != nil:
-			return ctx.Err()
+		case stopped, ctx.Err() != nil:
+			return errWoundDown
 		case errors.Is(err, cache.ErrObsolete), !src.v.resumable():
 			return err
 		}

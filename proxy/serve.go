@@ -100,7 +100,8 @@ func (p *Proxy) refill(req *http.Request, e *cache.Entry, need, gap rangeutil.Ra
 	h.Set("Range", rangeutil.HeaderFor(want))
 	h.Set("If-Range", v.ifRange())
 	ctx, cancel := context.WithCancel(context.Background())
-	f.OnAbandon(cancel)
+	stop := newFillStop(cancel)
+	f.OnAbandon(stop.stop)
 	resp, reqTime, err := p.do(ctx, src.url, h)
 	if err != nil {
 		f.Finish(err)
@@ -121,7 +122,7 @@ func (p *Proxy) refill(req *http.Request, e *cache.Entry, need, gap rangeutil.Ra
 		}
 		p.refreshHeaders(e, resp.Header, reqTime)
 		f.Validated()
-		p.startFill(ctx, cancel, f, e, resp.Body, src)
+		p.startFill(ctx, stop, f, e, resp.Body, src)
 		return p.fromEntry(req, e, xc)
 	case http.StatusOK:
 		f.Finish(errChanged)
@@ -261,9 +262,10 @@ func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime
 	}
 	e.Join()
 	f, _ := e.Claim(body.Start, body.End) // a new version: the claim is ours
-	f.OnAbandon(cancel)
+	stop := newFillStop(cancel)
+	f.OnAbandon(stop.stop)
 	f.Validated()
-	p.startFill(ctx, cancel, f, e, resp.Body, p.sourceFor(req, e.Meta()))
+	p.startFill(ctx, stop, f, e, resp.Body, p.sourceFor(req, e.Meta()))
 	out := p.fromEntry(req, e, xMiss)
 	if out.StatusCode == http.StatusOK || out.StatusCode == http.StatusPartialContent {
 		// Not stored, but this response is the one that set it.

@@ -69,7 +69,7 @@ func New(tb testing.TB) *Origin {
 	}
 	o.srv = httptest.NewUnstartedServer(http.HandlerFunc(o.serve))
 	o.srv.Listener.Close()
-	o.srv.Listener = ln
+	o.srv.Listener = smallSendBuffers{ln}
 	o.srv.Start()
 	o.URL = o.srv.URL
 	tb.Cleanup(o.close)
@@ -233,4 +233,22 @@ func (o *Origin) bumpVersion(path string) {
 	if p.res != nil {
 		p.res.Version++ // responses under way hold their own copy
 	}
+}
+
+// sendBuffer is the origin's socket send buffer. It is fixed (Linux would
+// autotune it to 4 MiB on loopback) so that BodyBytes, which counts what
+// the origin hands to its kernel, is within this much of what left it: a
+// proxy that stops reading is charged for its own buffers, not the origin's.
+const sendBuffer = 256 << 10
+
+// smallSendBuffers gives every accepted connection a sendBuffer-sized send
+// buffer.
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(sendBuffer) // best effort: the count stays exact either way
+	}
+	return c, err
 }
