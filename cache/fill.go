@@ -75,6 +75,18 @@ func (f *Fill) OnAbandon(cancel func()) {
 	f.e.mu.Unlock()
 }
 
+// Busy reports whether a fill is under way that clients may still join.
+func (e *Entry) Busy() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, f := range e.fills {
+		if !f.abandoned {
+			return true
+		}
+	}
+	return false
+}
+
 // Start returns the first byte of the fill.
 func (f *Fill) Start() int64 { return f.start }
 

@@ -73,6 +73,11 @@ func (b *entryBody) read(buf []byte) (int, error) {
 			return 0, fmt.Errorf("proxy: byte %d: %w", b.pos, errChanged)
 		case f == nil:
 			continue // became present
+		case owner && !b.src.v.resumable():
+			// The one upstream body of this version is gone: nothing may
+			// be spliced to it (DESIGN invariant 1).
+			f.Finish(errChanged)
+			return 0, fmt.Errorf("proxy: byte %d of a version without a strong validator: %w", b.pos, errChanged)
 		case owner:
 			b.p.startContinuation(f, b.e, b.src)
 		}

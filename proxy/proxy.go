@@ -104,6 +104,10 @@ type Proxy struct {
 	log   *slog.Logger
 	bufs  sync.Pool
 	now   func() time.Time
+
+	// flightsMu guards flights: the cold fetches under way, by key.
+	flightsMu sync.Mutex
+	flights   map[string]*flight
 }
 
 // copyBufSize is the size of the pooled buffers on the body copy paths.
@@ -112,7 +116,7 @@ const copyBufSize = 256 << 10
 // New returns a Proxy over opts.Store.
 func New(opts Options) *Proxy {
 	opts.setDefaults()
-	p := &Proxy{opts: opts, store: opts.Store, log: opts.Logger, now: time.Now}
+	p := &Proxy{opts: opts, store: opts.Store, log: opts.Logger, now: time.Now, flights: map[string]*flight{}}
 	p.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
 	gp := goproxy.NewProxyHttpServer()
 	gp.KeepAcceptEncoding = true // byte ranges must address the encoded body as stored

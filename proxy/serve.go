@@ -22,12 +22,12 @@ const (
 
 // maxServeAttempts bounds how often one request starts over after losing a
 // race with another request on the same entry.
-const maxServeAttempts = 3
+const maxServeAttempts = 4
 
 // serve answers a GET the cache may take part in.
 func (p *Proxy) serve(req *http.Request) *http.Response {
 	key := cacheKey(req.URL)
-	for range maxServeAttempts - 1 {
+	for range maxServeAttempts {
 		if resp := p.serveOnce(req, key); resp != nil {
 			return resp
 		}
@@ -44,19 +44,17 @@ func (p *Proxy) serveOnce(req *http.Request, key string) *http.Response {
 		return p.fetchUncached(req)
 	}
 	if e == nil {
-		return p.fetchNew(req, key)
+		return p.fetchShared(req, key)
 	}
 	e.Join()
 	m := e.Meta()
 	v := validatorOf(m.Header)
-	switch {
-	case m.Size < 0 || !variantMatches(m.Header, m.RequestHeader, req.Header):
+	if !variantMatches(m.Header, m.RequestHeader, req.Header) {
 		p.leave(e)
-		return p.fetchNew(req, key) // the new response replaces this variant
-	case !m.Complete() && !v.resumable():
-		e.Drop() // never splice without a strong validator (DESIGN invariant 1)
-		p.leave(e)
-		return p.fetchNew(req, key)
+		if e.Busy() {
+			return p.fetchUncached(req) // another variant is downloading: leave it be
+		}
+		return p.fetchShared(req, key) // the new response replaces this variant
 	}
 	need := chooseRange(req, m.Size, v).r
 	gap, missing := m.Ranges.FirstMissing(need)
@@ -68,6 +66,48 @@ func (p *Proxy) serveOnce(req *http.Request, key string) *http.Response {
 	default:
 		return p.revalidate(req, e)
 	}
+}
+
+// flight is one request fetching a resource nothing is stored for; the
+// requests for the same key that arrive meanwhile wait for it and then
+// read from the entry it stores (one upstream fetch for N cold clients).
+type flight struct {
+	done   chan struct{}
+	stored bool // set before done is closed: an entry was created
+}
+
+// fetchShared fetches req as a new entry, or, when another request is
+// already doing so for key, waits for it and returns nil so the caller
+// reads from that entry.
+func (p *Proxy) fetchShared(req *http.Request, key string) *http.Response {
+	p.flightsMu.Lock()
+	fl, following := p.flights[key]
+	if !following {
+		fl = &flight{done: make(chan struct{})}
+		p.flights[key] = fl
+	}
+	p.flightsMu.Unlock()
+	if following {
+		select {
+		case <-fl.done:
+		case <-req.Context().Done():
+			return errorResponse(req, http.StatusBadGateway, "client went away")
+		}
+		if fl.stored {
+			return nil
+		}
+		return p.fetchNew(req, key) // nothing to share (not storable): fetch on our own
+	}
+	resp := p.fetchNew(req, key)
+	if e, err := p.store.Get(key); err == nil && e != nil {
+		fl.stored = true
+		e.Release()
+	}
+	p.flightsMu.Lock()
+	delete(p.flights, key)
+	p.flightsMu.Unlock()
+	close(fl.done)
+	return resp
 }
 
 // refill answers a request whose bytes need are partly missing from a
@@ -94,6 +134,14 @@ func (p *Proxy) refill(req *http.Request, e *cache.Entry, need, gap rangeutil.Ra
 	}
 	m := e.Meta()
 	v := validatorOf(m.Header)
+	if !v.resumable() {
+		// Nobody is filling this entry and its bytes may not be spliced
+		// with new ones (DESIGN invariant 1): start over.
+		f.Finish(errChanged)
+		e.Drop()
+		p.leave(e)
+		return p.fetchShared(req, cacheKey(req.URL))
+	}
 	src := p.sourceFor(req, m)
 	h := src.header.Clone()
 	want := rangeutil.Range{Start: f.Start(), End: f.End()}
