@@ -167,6 +167,19 @@ func (s *Store) Get(key string) (*Entry, error) {
 // previous version, if any, becomes obsolete: readers that hold it finish
 // from its file, which is removed when the last of them releases it.
 func (s *Store) Create(key string, m Meta) (*Entry, error) {
+	e, _, err := s.create(key, m, rangeutil.Range{})
+	return e, err
+}
+
+// CreateFill is Create for a caller that already has bytes r of the new
+// version coming: the entry is published with a fill claiming r (pending
+// validation, owned by the caller), so no other request can claim those
+// bytes first and fetch them again.
+func (s *Store) CreateFill(key string, m Meta, r rangeutil.Range) (*Entry, *Fill, error) {
+	return s.create(key, m, r)
+}
+
+func (s *Store) create(key string, m Meta, r rangeutil.Range) (*Entry, *Fill, error) {
 	m.Key = key
 	m.ID = newID()
 	m.Ranges = rangeutil.Set{}
@@ -175,13 +188,18 @@ func (s *Store) Create(key string, m Meta) (*Entry, error) {
 	}
 	path := s.bodyPath(m.ID)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("cache: create %s: %w", filepath.Dir(path), err)
+		return nil, nil, fmt.Errorf("cache: create %s: %w", filepath.Dir(path), err)
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+	file, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("cache: create body file: %w", err)
+		return nil, nil, fmt.Errorf("cache: create body file: %w", err)
 	}
-	e := newEntry(s, m, f)
+	e := newEntry(s, m, file)
+	var fill *Fill
+	if !r.Empty() {
+		fill = &Fill{e: e, start: r.Start, end: r.End, pos: r.Start}
+		e.fills = append(e.fills, fill) // before anyone can see e
+	}
 	s.mu.Lock()
 	old := s.live[key]
 	var stale *Meta // a previous version nobody holds: only in the index
@@ -194,14 +212,17 @@ func (s *Store) Create(key string, m Meta) (*Entry, error) {
 		old.markObsolete()
 	}
 	if err := s.commit(e, m); err != nil {
+		if fill != nil {
+			fill.Finish(err)
+		}
 		e.Drop()
 		e.Release()
-		return nil, err
+		return nil, nil, err
 	}
 	if stale != nil {
 		s.removeBody(stale.ID)
 	}
-	return e, nil
+	return e, fill, nil
 }
 
 // removeBody deletes a body file that no version in the index names.

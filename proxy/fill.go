@@ -151,6 +151,7 @@ func (p *Proxy) resume(ctx context.Context, f *cache.Fill, src source) (io.ReadC
 			resp.Body.Close()
 			return nil, err
 		}
+		setStart(resp.Body, want.Start)
 		return resp.Body, nil
 	case http.StatusOK:
 		if !src.v.sameVersion(validatorOf(resp.Header)) || resp.ContentLength != src.size {
@@ -179,7 +180,14 @@ func (p *Proxy) copyBody(ctx context.Context, f *cache.Fill, body io.Reader) err
 	bp := p.bufs.Get().(*[]byte)
 	defer p.bufs.Put(bp)
 	buf := *bp
+	ub, _ := body.(*upstreamBody)
 	for pos := f.Pos(); pos < f.End(); pos = f.Pos() {
+		if ub != nil && ub.at() != pos {
+			// Upstream byte k goes to offset k, or nowhere (invariant 1).
+			// Reaching this is a bug in how fills are claimed.
+			p.log.Error("refusing to write upstream bytes at the wrong offset", "body_at", ub.at(), "fill_at", pos)
+			return fmt.Errorf("%w: body at byte %d, fill at %d", errMisplaced, ub.at(), pos)
+		}
 		n, err := body.Read(buf[:min(int64(len(buf)), f.End()-pos)])
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -231,5 +239,13 @@ func (b *budget) wait(ctx context.Context) bool {
 		return true
 	case <-ctx.Done():
 		return false
+	}
+}
+
+// setStart records which byte of the representation an upstream body
+// starts at, so that copyBody can check every write lands there.
+func setStart(body io.ReadCloser, start int64) {
+	if ub, ok := body.(*upstreamBody); ok {
+		ub.start = start
 	}
 }

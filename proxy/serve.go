@@ -170,6 +170,7 @@ func (p *Proxy) refill(req *http.Request, e *cache.Entry, need, gap rangeutil.Ra
 		}
 		p.refreshHeaders(e, resp.Header, reqTime)
 		f.Validated()
+		setStart(resp.Body, want.Start)
 		p.startFill(ctx, stop, f, e, resp.Body, src)
 		return p.fromEntry(req, e, xc)
 	case http.StatusOK:
@@ -303,13 +304,13 @@ func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime
 		RequestTime:   reqTime,
 		ResponseTime:  p.now(),
 	}
-	e, err := p.store.Create(key, m)
+	e, f, err := p.store.CreateFill(key, m, body)
 	if err != nil {
 		p.log.Error("cannot store response; relaying uncached", "key", key, "err", err)
 		return p.relay(req, resp, cancel)
 	}
 	e.Join()
-	f, _ := e.Claim(body.Start, body.End) // a new version: the claim is ours
+	setStart(resp.Body, body.Start)
 	stop := newFillStop(cancel)
 	f.OnAbandon(stop.stop)
 	f.Validated()

@@ -54,7 +54,14 @@ type upstreamBody struct {
 	cancel context.CancelFunc
 	read   atomic.Int64 // bytes returned so far
 	limit  atomic.Int64 // bytes to return in all; -1 for no limit
+	// start is the offset in the representation of the body's first byte,
+	// set by whoever checked the response (bodyExtent, checkPartial).
+	start int64
 }
+
+// at returns the offset in the representation of the next byte Read
+// returns.
+func (b *upstreamBody) at() int64 { return b.start + b.read.Load() }
 
 func newUpstreamBody(rc io.ReadCloser, conn net.Conn, idle time.Duration, cancel context.CancelFunc) *upstreamBody {
 	b := &upstreamBody{ReadCloser: rc, conn: conn, timer: time.AfterFunc(idle, cancel), idle: idle, cancel: cancel}
