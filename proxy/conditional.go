@@ -13,7 +13,7 @@ import (
 // version, in the order of RFC 9110 §13.2.2. It returns 0 to go on, 304 or
 // 412.
 func checkPreconditions(req *http.Request, v validator) int {
-	if im := req.Header.Get("If-Match"); im != "" {
+	if im := strings.Join(req.Header.Values("If-Match"), ","); im != "" { // RFC 9110 §5.3: lines form one list
 		if !etagListMatches(im, v, true) {
 			return http.StatusPreconditionFailed
 		}
@@ -22,7 +22,7 @@ func checkPreconditions(req *http.Request, v validator) int {
 			return http.StatusPreconditionFailed
 		}
 	}
-	if inm := req.Header.Get("If-None-Match"); inm != "" {
+	if inm := strings.Join(req.Header.Values("If-None-Match"), ","); inm != "" {
 		if etagListMatches(inm, v, false) {
 			return http.StatusNotModified
 		}
@@ -43,8 +43,7 @@ func etagListMatches(list string, v validator, strong bool) bool {
 	if v.etag == "" || (strong && v.weak) {
 		return false
 	}
-	for _, t := range strings.Split(list, ",") {
-		t = strings.TrimSpace(t)
+	for _, t := range entityTags(list) {
 		if strong && strings.HasPrefix(t, "W/") {
 			continue
 		}
@@ -53,6 +52,33 @@ func etagListMatches(list string, v validator, strong bool) bool {
 		}
 	}
 	return false
+}
+
+// maxListTags bounds how many entity tags of a hostile list we look at.
+const maxListTags = 64
+
+// entityTags splits a list of entity tags (RFC 9110 §8.8.3); commas may
+// occur inside the quotes, so the list is scanned, not split. Malformed
+// elements are skipped.
+func entityTags(list string) []string {
+	var tags []string
+	for rest := list; rest != "" && len(tags) < maxListTags; {
+		rest = strings.TrimLeft(rest, " \t,")
+		start := rest
+		rest = strings.TrimPrefix(rest, "W/")
+		if !strings.HasPrefix(rest, `"`) {
+			_, rest, _ = strings.Cut(rest, ",") // not a tag: skip the element
+			continue
+		}
+		end := strings.IndexByte(rest[1:], '"')
+		if end < 0 {
+			break
+		}
+		n := len(start) - len(rest) + end + 2
+		tags = append(tags, start[:n])
+		rest = start[n:]
+	}
+	return tags
 }
 
 // ifRangeMatches reports whether the client's If-Range lets its Range apply
@@ -91,6 +117,8 @@ func chooseRange(req *http.Request, size int64, v validator) answer {
 	}
 	rs := rangeutil.ResolveAll(specs, size)
 	switch {
+	case len(rs) == 0 && size == 0 && hasSuffix(specs):
+		return full // RFC 9110 §14.1.2: a suffix is satisfiable on an empty body; nothing to cut
 	case len(rs) == 0:
 		return answer{status: http.StatusRequestedRangeNotSatisfiable}
 	case len(specs) > 1:
@@ -117,4 +145,13 @@ func forwardRange(req *http.Request) string {
 // ageSeconds formats an Age value (RFC 9111 §5.1).
 func ageSeconds(d time.Duration) string {
 	return strconv.FormatInt(int64(max(0, d)/time.Second), 10)
+}
+
+func hasSuffix(specs []rangeutil.Spec) bool {
+	for _, s := range specs {
+		if s.First < 0 && s.Last > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -2,7 +2,7 @@ package proxy
 
 import (
 	"net/http"
-	"strconv"
+	"strings"
 	"time"
 )
 
@@ -43,10 +43,7 @@ func currentAge(h http.Header, requestTime, responseTime, now time.Time) time.Du
 	if date, err := http.ParseTime(h.Get("Date")); err == nil {
 		apparent = max(0, responseTime.Sub(date))
 	}
-	var ageValue time.Duration
-	if n, err := strconv.ParseInt(h.Get("Age"), 10, 64); err == nil && n > 0 {
-		ageValue = time.Duration(min(n, 1<<31-1)) * time.Second
-	}
+	ageValue, _ := deltaSeconds(strings.TrimSpace(h.Get("Age")))
 	corrected := ageValue + max(0, responseTime.Sub(requestTime))
 	return max(apparent, corrected) + max(0, now.Sub(responseTime))
 }
@@ -56,7 +53,7 @@ func currentAge(h http.Header, requestTime, responseTime, now time.Time) time.Du
 // §5.2.1).
 func fresh(req *http.Request, h http.Header, requestTime, responseTime, now time.Time) bool {
 	rcc := parseCacheControl(req.Header)
-	if rcc.has("no-cache") || (len(rcc) == 0 && req.Header.Get("Pragma") == "no-cache") {
+	if rcc.has("no-cache") || (len(rcc) == 0 && pragmaNoCache(req.Header)) {
 		return false // §5.4: Pragma only counts without Cache-Control
 	}
 	lifetime, ok := freshnessLifetime(h)
@@ -68,4 +65,15 @@ func fresh(req *http.Request, h http.Header, requestTime, responseTime, now time
 		return false
 	}
 	return lifetime > age
+}
+
+// pragmaNoCache reports a no-cache element in Pragma, a case-insensitive
+// list (RFC 9111 §5.4).
+func pragmaNoCache(h http.Header) bool {
+	for _, e := range normalizeValues(h.Values("Pragma")) {
+		if strings.EqualFold(e, "no-cache") {
+			return true
+		}
+	}
+	return false
 }

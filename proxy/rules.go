@@ -22,10 +22,11 @@ func parseCacheControl(h http.Header) cacheControl {
 				return cc
 			}
 			name, arg, _ := strings.Cut(strings.TrimSpace(d), "=")
-			if name == "" {
-				continue
+			name = strings.ToLower(name) // no space around "=" (RFC 9111 §5.2)
+			if _, dup := cc[name]; name == "" || dup {
+				continue // RFC 9111 §4.2.1: a repeated directive counts once, the first
 			}
-			cc[strings.ToLower(name)] = strings.Trim(strings.TrimSpace(arg), `"`)
+			cc[name] = strings.Trim(strings.TrimSpace(arg), `"`)
 		}
 	}
 	return cc
@@ -43,12 +44,24 @@ func (cc cacheControl) seconds(name string) (time.Duration, bool) {
 	if !ok {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(arg, 10, 64)
-	if err != nil || n < 0 {
+	return deltaSeconds(arg)
+}
+
+// maxDelta is the largest delta-seconds value we represent; RFC 9111
+// §1.2.2 makes every larger one mean 2^31 seconds.
+const maxDelta = (1<<31 - 1) * time.Second
+
+// deltaSeconds parses a delta-seconds value (RFC 9111 §1.2.2: 1*DIGIT),
+// capping overflow at maxDelta.
+func deltaSeconds(s string) (time.Duration, bool) {
+	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
 		return 0, false
 	}
-	const maxDelta = 1<<31 - 1 // RFC 9111 §1.2.2: larger values mean 2^31
-	return time.Duration(min(n, maxDelta)) * time.Second, true
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || time.Duration(n) > maxDelta/time.Second {
+		return maxDelta, true // only digits: ParseInt fails only by overflow
+	}
+	return time.Duration(n) * time.Second, true
 }
 
 // requestUsesCache reports whether a client request may be answered from or
@@ -77,7 +90,7 @@ func storable(req *http.Request, resp *http.Response) bool {
 		return false // ranges of an encoded body: keep it simple, never splice those
 	}
 	_, hasLifetime := freshnessLifetime(resp.Header)
-	return hasLifetime || resp.Header.Get("ETag") != "" || resp.Header.Get("Last-Modified") != ""
+	return hasLifetime || validatorOf(resp.Header).canRevalidate()
 }
 
 func hasVaryStar(h http.Header) bool {
@@ -190,9 +203,14 @@ func (v validator) strongDate() bool {
 	return !v.lastModified.IsZero() && !v.date.IsZero() && v.date.Sub(v.lastModified) >= 60*time.Second
 }
 
+// dateOnly reports whether Last-Modified is this version's strong
+// validator: RFC 9110 §13.1.5 allows a date in If-Range only when there is
+// no entity tag at all, weak ones included.
+func (v validator) dateOnly() bool { return v.etag == "" && v.strongDate() }
+
 // resumable reports whether bytes of this version may be spliced with bytes
 // fetched later: only under a strong validator (DESIGN invariant 1).
-func (v validator) resumable() bool { return v.strongETag() != "" || v.strongDate() }
+func (v validator) resumable() bool { return v.strongETag() != "" || v.dateOnly() }
 
 // sameVersion reports whether a response's validators identify the same
 // version as v, by strong comparison (RFC 9110 §8.8.3.2).
@@ -200,7 +218,7 @@ func (v validator) sameVersion(o validator) bool {
 	if e := v.strongETag(); e != "" {
 		return o.strongETag() == e
 	}
-	return v.strongDate() && o.lastModified.Equal(v.lastModified) && o.etag == ""
+	return v.dateOnly() && o.lastModified.Equal(v.lastModified) && o.etag == ""
 }
 
 // ifRange returns the If-Range value that asks for more of this version, ""
@@ -209,7 +227,7 @@ func (v validator) ifRange() string {
 	if e := v.strongETag(); e != "" {
 		return e
 	}
-	if v.strongDate() {
+	if v.dateOnly() {
 		return v.lastModified.UTC().Format(http.TimeFormat)
 	}
 	return ""

@@ -296,9 +296,15 @@ func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime
 	if size < 0 || !storable(req, resp) {
 		return p.relay(req, resp, cancel)
 	}
+	stored := storedHeader(resp.Header)
+	if stored.Get("Date") == "" {
+		// RFC 9110 §6.6.1: a cache records when it received a response
+		// without Date; freshness and age are computed from it.
+		stored.Set("Date", p.now().UTC().Format(http.TimeFormat))
+	}
 	m := cache.Meta{
 		Status:        http.StatusOK,
-		Header:        storedHeader(resp.Header),
+		Header:        stored,
 		RequestHeader: selectingHeader(req.Header, resp.Header),
 		Size:          size,
 		RequestTime:   reqTime,

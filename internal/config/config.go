@@ -88,6 +88,9 @@ func Load(path string) (Config, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // empty file: defaults
 		return c, fmt.Errorf("config: %s: %w", path, err)
 	}
+	if c.CacheDir == "" {
+		c.CacheDir = defaultCacheDir() // documented: empty means the default
+	}
 	return c, nil
 }
 

@@ -1,0 +1,352 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// writeConfig writes body to a config file in a fresh directory.
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// fixCacheHome points the user's cache directory at a fresh directory so
+// that Default().CacheDir does not depend on the machine.
+func fixCacheHome(t *testing.T) string {
+	dir := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", dir)
+	return dir
+}
+
+func TestDefault(t *testing.T) {
+	home := fixCacheHome(t)
+	want := Config{
+		Listen:             "127.0.0.1:3128",
+		CacheDir:           filepath.Join(home, "resumeproxy"),
+		CheckpointInterval: 4 << 20,
+		Upstream: Upstream{
+			Retries:        8,
+			RetryWindow:    2 * time.Minute,
+			BackoffInitial: 250 * time.Millisecond,
+			BackoffMax:     10 * time.Second,
+			IdleTimeout:    30 * time.Second,
+		},
+		LogLevel: "info",
+	}
+	got := Default()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Default() = %+v, want %+v", got, want)
+	}
+	if err := got.Validate(); err != nil {
+		t.Errorf("Default().Validate() = %v, want nil", err)
+	}
+}
+
+// TestDefaultCacheDirWithoutHome: with no user cache directory the cache
+// goes under the temporary directory.
+func TestDefaultCacheDirWithoutHome(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", "")
+	t.Setenv("HOME", "")
+	if _, err := os.UserCacheDir(); err == nil {
+		t.Skip("this platform finds a user cache directory without HOME")
+	}
+	if got, want := Default().CacheDir, filepath.Join(os.TempDir(), "resumeproxy"); got != want {
+		t.Errorf("Default().CacheDir = %q, want %q", got, want)
+	}
+}
+
+// TestLoadExample: config.example.yaml says its values are the defaults,
+// with cache_dir left out (commented) so that the default applies.
+func TestLoadExample(t *testing.T) {
+	fixCacheHome(t)
+	got, err := Load("../../config.example.yaml")
+	if err != nil {
+		t.Fatalf("Load(config.example.yaml) error %v, want nil", err)
+	}
+	if want := Default(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Load(config.example.yaml) = %+v, want Default() = %+v", got, want)
+	}
+	if err := got.Validate(); err != nil {
+		t.Errorf("Load(config.example.yaml).Validate() = %v, want nil", err)
+	}
+}
+
+func TestLoadEmpty(t *testing.T) {
+	fixCacheHome(t)
+	for _, body := range []string{"", "\n", "# only a comment\n", "---\n", "upstream:\n"} {
+		got, err := Load(writeConfig(t, body))
+		if err != nil || !reflect.DeepEqual(got, Default()) {
+			t.Errorf("Load(%q) = %+v, %v, want Default(), nil", body, got, err)
+		}
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	fixCacheHome(t)
+	path := filepath.Join(t.TempDir(), "absent.yaml")
+	got, err := Load(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Load(%s) error = %v, want fs.ErrNotExist", path, err)
+	}
+	if !reflect.DeepEqual(got, Default()) {
+		t.Errorf("Load(%s) = %+v, want Default()", path, got)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	fixCacheHome(t)
+	def := Default()
+	all := def
+	all.Listen = "[::1]:8080"
+	all.CacheDir = "/var/cache/rp"
+	all.CheckpointInterval = 1 << 20
+	all.Upstream = Upstream{Retries: 3, RetryWindow: 90 * time.Second, BackoffInitial: time.Second,
+		BackoffMax: time.Minute, IdleTimeout: 5 * time.Second}
+	all.LogLevel = "debug"
+	someUpstream := def
+	someUpstream.Upstream.Retries = 0
+	someUpstream.Upstream.IdleTimeout = time.Hour
+	plainSize := def
+	plainSize.CheckpointInterval = 65536
+	for _, c := range []struct {
+		name string
+		body string
+		want Config
+	}{
+		{"every key", `
+listen: "[::1]:8080"
+cache_dir: /var/cache/rp
+checkpoint_interval: 1MiB
+upstream:
+  retries: 3
+  retry_window: 1m30s
+  backoff_initial: 1s
+  backoff_max: 1m
+  idle_timeout: 5s
+log_level: debug
+`, all},
+		// A nested key left out keeps its default.
+		{"some upstream keys", "upstream:\n  retries: 0\n  idle_timeout: 1h\n", someUpstream},
+		{"size as a number", "checkpoint_interval: 65536\n", plainSize},
+		{"null values keep defaults", "checkpoint_interval:\nupstream:\n  retry_window:\nlog_level:\n", def},
+	} {
+		got, err := Load(writeConfig(t, c.body))
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: Load(%q) = %+v, %v, want %+v, nil", c.name, c.body, got, err, c.want)
+		}
+	}
+}
+
+// TestLoadEmptyCacheDir: config.example.yaml documents an empty cache_dir
+// as "resumeproxy under the user's cache directory".
+func TestLoadEmptyCacheDir(t *testing.T) {
+	fixCacheHome(t)
+	for _, body := range []string{"cache_dir:\n", "cache_dir: \"\"\n"} {
+		got, err := Load(writeConfig(t, body))
+		if err != nil {
+			t.Fatalf("Load(%q) error %v, want nil", body, err)
+		}
+		// Regression: with `cache_dir: ""` Load kept the empty string, and
+		// Validate then fails with "cache_dir: must not be empty", although
+		// config.example.yaml says "Empty means "resumeproxy" under the
+		// user's cache directory". Only a missing or null key gets the
+		// default.
+		if want := Default().CacheDir; got.CacheDir != want {
+			t.Errorf("Load(%q).CacheDir = %q, want %q", body, got.CacheDir, want)
+		}
+	}
+}
+
+func TestLoadRejects(t *testing.T) {
+	fixCacheHome(t)
+	for _, c := range []struct {
+		name string
+		body string
+		want string // in the error
+	}{
+		{"unknown top-level key", "listen_addr: 127.0.0.1:1\n", "field listen_addr not found"},
+		{"unknown nested key", "upstream:\n  retry: 3\n", "line 2: field retry not found"},
+		{"misspelled case", "Listen: 127.0.0.1:1\n", "field Listen not found"},
+		{"unknown key among known ones", "listen: 127.0.0.1:1\nlog_level: debug\ncolor: true\n", "line 3: field color not found"},
+		{"bad size", "checkpoint_interval: 4 parsecs\n", `line 1: invalid size "4 parsecs"`},
+		{"negative size", "checkpoint_interval: -1\n", "invalid size"},
+		{"bad duration", "upstream:\n  retry_window: soon\n", "soon"},
+		{"bad integer", "upstream:\n  retries: many\n", "many"},
+		{"not a mapping", "- listen\n", "cannot unmarshal"},
+		{"upstream not a mapping", "upstream: 3\n", "cannot unmarshal"},
+		{"bad yaml", "listen: [\n", "line 1"},
+	} {
+		path := writeConfig(t, c.body)
+		_, err := Load(path)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: Load(%q) error = %v, want one naming %s and %q", c.name, c.body, err, path, c.want)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for _, c := range []struct {
+		in      string
+		want    Size
+		wantErr bool
+	}{
+		{"0", 0, false},
+		{"1", 1, false},
+		{"65536", 65536, false},
+		{"1B", 1, false},
+		{"10 B", 10, false},
+		{"1KiB", 1 << 10, false},
+		{"512KiB", 512 << 10, false},
+		{"4MiB", 4 << 20, false},
+		{"1GiB", 1 << 30, false},
+		{"2TiB", 2 << 40, false},
+		{"1KB", 1000, false},
+		{"4MB", 4e6, false},
+		{"1GB", 1e9, false},
+		{"3TB", 3e12, false},
+		{" 4 MiB ", 4 << 20, false},
+		{"4\tMiB", 4 << 20, false},
+		{"4611686018427387904", 1 << 62, false}, // the largest size
+		{"4194304TiB", 1 << 62, false},
+		{"4611686018427387905", 0, true},
+		{"4194305TiB", 0, true},
+		{"9223372036854775807", 0, true},
+		{"99999999999999999999", 0, true},
+		{"", 0, true},
+		{"B", 0, true},
+		{"MiB", 0, true},
+		{"-1", 0, true},
+		{"-1KiB", 0, true},
+		{"1.5MiB", 0, true},
+		{"4mib", 0, true}, // units are case-sensitive
+		{"4 kib", 0, true},
+		{"4MiBs", 0, true},
+		{"1KiBB", 0, true},
+		{"4 M", 0, true},
+		{"four", 0, true},
+		{"0x10", 0, true},
+		{"1e6", 0, true},
+		{"1,000", 0, true},
+	} {
+		got, err := ParseSize(c.in)
+		if got != c.want || (err != nil) != c.wantErr {
+			t.Errorf("ParseSize(%q) = %d, %v, want %d, error %v", c.in, got, err, c.want, c.wantErr)
+		}
+	}
+}
+
+func TestSizeUnmarshalYAML(t *testing.T) {
+	for _, c := range []struct {
+		doc     string
+		want    Size
+		wantErr bool
+	}{
+		{"s: 1048576", 1 << 20, false},
+		{"s: 0", 0, false},
+		{"s: 4MiB", 4 << 20, false},
+		{`s: "4MiB"`, 4 << 20, false},
+		{"s: '512 KiB'", 512 << 10, false},
+		{`s: "65536"`, 65536, false},
+		{"s: 1GB", 1e9, false},
+		{"s: -1", 0, true},
+		{"s: 1.5", 0, true},
+		{"s: 4mib", 0, true},
+		{"s: true", 0, true},
+		{"s: [1]", 0, true},
+		{"s: {a: 1}", 0, true},
+	} {
+		var v struct {
+			S Size `yaml:"s"`
+		}
+		err := yaml.Unmarshal([]byte(c.doc), &v)
+		if v.S != c.want || (err != nil) != c.wantErr {
+			t.Errorf("yaml.Unmarshal(%q) = %d, %v, want %d, error %v", c.doc, v.S, err, c.want, c.wantErr)
+		}
+		if err != nil && !strings.Contains(err.Error(), "line 1") {
+			t.Errorf("yaml.Unmarshal(%q) error = %v, want one naming line 1", c.doc, err)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	fixCacheHome(t)
+	for _, c := range []struct {
+		key    string // the key the error must name; "" for valid
+		mutate func(*Config)
+	}{
+		{"", func(*Config) {}},
+		{"", func(c *Config) { c.Listen = ":3128" }},
+		{"", func(c *Config) { c.Listen = "[::1]:0" }},
+		{"", func(c *Config) { c.CheckpointInterval = 64 << 10 }},
+		{"", func(c *Config) { c.Upstream.Retries = 0 }},
+		{"", func(c *Config) { c.Upstream.BackoffInitial = time.Nanosecond }},
+		{"", func(c *Config) { c.LogLevel = "debug" }},
+		{"", func(c *Config) { c.LogLevel = "warn" }},
+		{"", func(c *Config) { c.LogLevel = "error" }},
+		{"listen", func(c *Config) { c.Listen = "127.0.0.1" }},
+		{"listen", func(c *Config) { c.Listen = "" }},
+		{"cache_dir", func(c *Config) { c.CacheDir = "" }},
+		{"checkpoint_interval", func(c *Config) { c.CheckpointInterval = 64<<10 - 1 }},
+		{"checkpoint_interval", func(c *Config) { c.CheckpointInterval = 0 }},
+		{"upstream.retries", func(c *Config) { c.Upstream.Retries = -1 }},
+		{"upstream.retry_window", func(c *Config) { c.Upstream.RetryWindow = 0 }},
+		{"upstream.backoff_initial", func(c *Config) { c.Upstream.BackoffInitial = -time.Second }},
+		{"upstream.backoff_max", func(c *Config) { c.Upstream.BackoffMax = 0 }},
+		{"upstream.idle_timeout", func(c *Config) { c.Upstream.IdleTimeout = -1 }},
+		{"log_level", func(c *Config) { c.LogLevel = "verbose" }},
+		{"log_level", func(c *Config) { c.LogLevel = "" }},
+		{"log_level", func(c *Config) { c.LogLevel = "INFO" }},
+	} {
+		cfg := Default()
+		c.mutate(&cfg)
+		err := cfg.Validate()
+		switch {
+		case c.key == "" && err != nil:
+			t.Errorf("Validate(%+v) = %v, want nil", cfg, err)
+		case c.key != "" && (err == nil || !strings.HasPrefix(err.Error(), c.key+": ") || strings.Contains(err.Error(), "\n")):
+			t.Errorf("Validate(%+v) = %v, want one error naming %s", cfg, err, c.key)
+		}
+	}
+}
+
+// TestValidateAllInvalid: every invalid key is reported at once, one line each.
+func TestValidateAllInvalid(t *testing.T) {
+	cfg := Config{
+		Listen:             "nowhere",
+		CheckpointInterval: 1,
+		Upstream:           Upstream{Retries: -1},
+		LogLevel:           "loud",
+	}
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatalf("Validate(%+v) = nil, want errors", cfg)
+	}
+	lines := strings.Split(err.Error(), "\n")
+	keys := []string{"listen", "cache_dir", "checkpoint_interval", "upstream.retry_window", "upstream.backoff_initial",
+		"upstream.backoff_max", "upstream.idle_timeout", "upstream.retries", "log_level"}
+	if len(lines) != len(keys) {
+		t.Errorf("Validate(%+v) = %d errors, want %d:\n%v", cfg, len(lines), len(keys), err)
+	}
+	for _, key := range keys {
+		found := false
+		for _, l := range lines {
+			found = found || strings.HasPrefix(l, key+": ")
+		}
+		if !found {
+			t.Errorf("Validate(%+v) = %q, want a line naming %s", cfg, lines, key)
+		}
+	}
+}
