@@ -32,8 +32,12 @@ func main() {
 	}
 }
 
-// run parses args, serves until SIGINT/SIGTERM, then shuts down cleanly.
+// run parses args, serves until SIGINT/SIGTERM, then shuts down cleanly;
+// "resumeproxy verify" checks the cache instead.
 func run(args []string, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "verify" {
+		return runVerify(args[1:], os.Stdout, stderr)
+	}
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
@@ -125,4 +129,25 @@ func levelOf(s string) slog.Level {
 		return slog.LevelInfo
 	}
 	return l
+}
+
+// runVerify checks every stored block against its checksum, drops the bad
+// ones (they are fetched again when next asked for) and prints a report.
+// The proxy must not be running on the same cache directory.
+func runVerify(args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	store, err := cache.Open(cfg.CacheDir, cache.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	rep, verr := store.Verify(func(key string, block int64) {
+		fmt.Fprintf(stdout, "bad block %d (bytes %d-%d) of %s: dropped\n",
+			block, block*cache.BlockSize, (block+1)*cache.BlockSize-1, key)
+	})
+	fmt.Fprintf(stdout, "verified %d entries, %d blocks: %d bad (dropped; fetched again when next asked for)\n", rep.Entries, rep.Blocks, rep.Bad)
+	return errors.Join(verr, store.Close())
 }

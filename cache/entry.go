@@ -53,6 +53,9 @@ type Entry struct {
 	changed chan struct{}
 	// fills are the fills under way, in no particular order.
 	fills []*Fill
+	// checked marks the blocks that may be served: verified against their
+	// sum, or written by this process.
+	checked []bool
 	// clients counts the clients reading (or about to read) this entry;
 	// when it drops to zero every fill is abandoned.
 	clients int
@@ -97,11 +100,27 @@ func (e *Entry) signalLocked() {
 }
 
 // Available returns how many bytes starting at off can be read now without
-// a gap.
+// a gap. Bytes of a stored block are only available once the block matched
+// its checksum in this process; a block that does not is dropped (and so
+// is missing, to be fetched again).
 func (e *Entry) Available(off int64) int64 {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.meta.Ranges.ContiguousEnd(off) - off
+	end := e.meta.Ranges.ContiguousEnd(off)
+	size := e.meta.Size
+	b := off / BlockSize
+	checked := b < int64(len(e.checked)) && e.checked[b]
+	e.mu.Unlock()
+	if end <= off || size < 0 {
+		return end - off
+	}
+	if !checked {
+		if err := e.verifyBlock(b); errors.Is(err, ErrCorrupt) {
+			return 0
+		} else if err != nil {
+			e.store.log.Error("cache: cannot verify block", "key", e.key, "block", b, "err", err)
+		}
+	}
+	return min(end, blockRange(b, size).End) - off
 }
 
 // Obsolete reports whether the version was replaced or dropped.
@@ -196,6 +215,9 @@ func (e *Entry) Checkpoint() error {
 	}
 	if err := e.file.Sync(); err != nil {
 		return fmt.Errorf("cache: sync %q: %w", e.key, err)
+	}
+	if err := e.sumNewBlocks(&snap); err != nil {
+		return err
 	}
 	if err := e.store.commit(e, snap); err != nil {
 		return err
@@ -308,8 +330,6 @@ func (e *Entry) Release() {
 	s.mu.Unlock()
 	e.file.Close()
 	if e.isObsolete() {
-		if err := os.Remove(s.bodyPath(e.id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			s.log.Error("cache: remove body file", "key", e.key, "err", err)
-		}
+		s.removeBody(e.id)
 	}
 }

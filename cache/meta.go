@@ -33,6 +33,9 @@ type Meta struct {
 	// Ranges are the body bytes present in the body file. In the index it
 	// only ever lists bytes that were synced first (DESIGN invariant 5).
 	Ranges rangeutil.Set `json:"ranges"`
+	// Sums holds the CRC32C of every block (BlockSize bytes) that is
+	// complete in Ranges, indexed by block number; other slots are unused.
+	Sums []uint32 `json:"sums,omitempty"`
 	// RequestTime and ResponseTime bracket the upstream exchange that produced
 	// (or last revalidated) Header; freshness is computed from them
 	// (RFC 9111 §4.2.3).
@@ -52,6 +55,7 @@ func (m *Meta) clone() Meta {
 	c.Header = cloneHeader(m.Header)
 	c.RequestHeader = cloneHeader(m.RequestHeader)
 	c.Ranges = m.Ranges.Clone()
+	c.Sums = append([]uint32(nil), m.Sums...)
 	return c
 }
 

@@ -57,6 +57,9 @@ type Store struct {
 	// version can never overwrite its successor's metadata.
 	commitMu sync.Mutex
 
+	// verified remembers the blocks checked against their sums.
+	verified verifiedBlocks
+
 	// mu guards live.
 	mu sync.Mutex
 	// live maps a key to the current version's live entry while anyone
@@ -227,6 +230,7 @@ func (s *Store) create(key string, m Meta, r rangeutil.Range) (*Entry, *Fill, er
 
 // removeBody deletes a body file that no version in the index names.
 func (s *Store) removeBody(id uint64) {
+	s.verified.forget(id)
 	if err := os.Remove(s.bodyPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.log.Error("cache: remove body file", "id", id, "err", err)
 	}
@@ -312,6 +316,23 @@ func (s *Store) forget(e *Entry) {
 func (s *Store) bodyPath(id uint64) string {
 	name := fmt.Sprintf("%016x", id)
 	return filepath.Join(s.dir, "data", name[:2], name)
+}
+
+// keys lists every key in the index.
+func (s *Store) keys() ([]string, error) {
+	var keys []string
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("e/")})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			keys = append(keys, string(it.Item().Key()[2:]))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cache: list keys: %w", err)
+	}
+	return keys, nil
 }
 
 func indexKey(key string) []byte { return append([]byte("e/"), key...) }

@@ -1,0 +1,247 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"sync"
+
+	"github.com/resumeproxy/resumeproxy/rangeutil"
+)
+
+// BlockSize is the unit of integrity checks: every complete block of a body
+// has a CRC32C (Castagnoli) in its Meta. A block whose bytes no longer match
+// is never served; it is dropped from the range set and fetched again.
+const BlockSize = 1 << 20
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// blockRange returns the bytes of block b of a body of size bytes.
+func blockRange(b, size int64) rangeutil.Range {
+	return rangeutil.Range{Start: b * BlockSize, End: min((b+1)*BlockSize, size)}
+}
+
+// numBlocks returns how many blocks a body of size bytes has.
+func numBlocks(size int64) int64 { return (size + BlockSize - 1) / BlockSize }
+
+// completeBlocks lists the blocks wholly present in rs.
+func completeBlocks(rs rangeutil.Set, size int64) []int64 {
+	var out []int64
+	for _, r := range rs.Ranges() {
+		for b := (r.Start + BlockSize - 1) / BlockSize; b < numBlocks(size); b++ {
+			br := blockRange(b, size)
+			if br.End > r.End {
+				break
+			}
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// blockSum computes the CRC32C of block b as it is in the body file.
+func (e *Entry) blockSum(b, size int64) (uint32, error) {
+	br := blockRange(b, size)
+	h := crc32.New(castagnoli)
+	if _, err := io.Copy(h, io.NewSectionReader(e.file, br.Start, br.Len())); err != nil {
+		return 0, fmt.Errorf("cache: read block %d of %q: %w", b, e.key, err)
+	}
+	return h.Sum32(), nil
+}
+
+// sumNewBlocks computes the sums of the blocks complete in snap but not in
+// the durable set, after the file was synced: the sums describe the bytes
+// on disk. They are recorded in snap and in the live metadata, and those
+// blocks count as verified for this process.
+func (e *Entry) sumNewBlocks(snap *Meta) error {
+	if snap.Size < 0 {
+		return nil
+	}
+	had := map[int64]bool{}
+	for _, b := range completeBlocks(e.durableRanges(), snap.Size) {
+		had[b] = true
+	}
+	if int64(len(snap.Sums)) != numBlocks(snap.Size) {
+		snap.Sums = make([]uint32, numBlocks(snap.Size))
+	}
+	var fresh []int64
+	for _, b := range completeBlocks(snap.Ranges, snap.Size) {
+		if had[b] {
+			continue
+		}
+		sum, err := e.blockSum(b, snap.Size)
+		if err != nil {
+			return err
+		}
+		snap.Sums[b] = sum
+		fresh = append(fresh, b)
+	}
+	e.mu.Lock()
+	e.meta.Sums = append(e.meta.Sums[:0:0], snap.Sums...)
+	e.mu.Unlock()
+	e.store.verified.mark(e.id, fresh...)
+	for _, b := range fresh {
+		e.markChecked(b)
+	}
+	return nil
+}
+
+// ErrCorrupt is reported for a block whose bytes do not match its checksum.
+var ErrCorrupt = errors.New("cache: block does not match its checksum")
+
+// verifyBlock checks block b once per process: a complete, durable block
+// with a recorded sum is read back and compared. A bad block is dropped
+// from the entry (ErrCorrupt). Blocks without a sum yet were written by
+// this process and pass.
+func (e *Entry) verifyBlock(b int64) error {
+	m := e.Meta()
+	br := blockRange(b, m.Size)
+	if m.Size < 0 || b >= int64(len(m.Sums)) || !e.durableRanges().Contains(br) || e.store.verified.has(e.id, b) {
+		e.markChecked(b)
+		return nil
+	}
+	sum, err := e.blockSum(b, m.Size)
+	if err != nil {
+		return err
+	}
+	if sum != m.Sums[b] {
+		e.store.log.Warn("cache: corrupt block dropped; it will be fetched again", "key", e.key, "block", b)
+		return errors.Join(ErrCorrupt, e.dropBlock(b))
+	}
+	e.store.verified.mark(e.id, b)
+	e.markChecked(b)
+	return nil
+}
+
+// markChecked records in the entry that block b may be served.
+func (e *Entry) markChecked(b int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.meta.Size >= 0 && e.checked == nil {
+		e.checked = make([]bool, numBlocks(e.meta.Size))
+	}
+	if b < int64(len(e.checked)) {
+		e.checked[b] = true
+	}
+}
+
+// dropBlock removes block b from the entry and commits that at once, so the
+// index stops claiming it.
+func (e *Entry) dropBlock(b int64) error {
+	e.ckMu.Lock()
+	defer e.ckMu.Unlock()
+	e.mu.Lock()
+	br := blockRange(b, e.meta.Size)
+	e.meta.Ranges.Remove(br)
+	e.durable.Remove(br)
+	m := e.meta.clone()
+	m.Ranges = e.durable.Clone()
+	e.signalLocked()
+	e.mu.Unlock()
+	return e.store.commit(e, m)
+}
+
+// verifiedBlocks remembers, per body file, the blocks checked in this
+// process, so a block is read back once however often it is served.
+type verifiedBlocks struct {
+	mu sync.Mutex
+	m  map[uint64]map[int64]bool
+}
+
+func (v *verifiedBlocks) mark(id uint64, blocks ...int64) {
+	if len(blocks) == 0 {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil {
+		v.m = map[uint64]map[int64]bool{}
+	}
+	if v.m[id] == nil {
+		v.m[id] = map[int64]bool{}
+	}
+	for _, b := range blocks {
+		v.m[id][b] = true
+	}
+}
+
+func (v *verifiedBlocks) has(id uint64, b int64) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.m[id][b]
+}
+
+// forget drops what is known of a body file that is gone.
+func (v *verifiedBlocks) forget(id uint64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.m, id)
+}
+
+// VerifyReport is what Store.Verify found.
+type VerifyReport struct {
+	Entries int // entries scanned
+	Blocks  int // complete blocks checked against their sums
+	Bad     int // blocks that did not match and were dropped
+}
+
+// Verify checks every complete block of every entry against its sum and
+// drops the blocks that do not match (the next request fetches them
+// again). bad is called for each one.
+func (s *Store) Verify(bad func(key string, block int64)) (VerifyReport, error) {
+	var rep VerifyReport
+	keys, err := s.keys()
+	if err != nil {
+		return rep, err
+	}
+	for _, key := range keys {
+		e, err := s.Get(key)
+		if err != nil || e == nil {
+			continue // vanished or unreadable: Get logged it
+		}
+		checked, dropped, err := e.verifyAll()
+		e.Release()
+		rep.Entries++
+		rep.Blocks += checked
+		rep.Bad += len(dropped)
+		for _, b := range dropped {
+			bad(key, b)
+		}
+		if err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+// verifyAll checks every summed block, whatever this process checked
+// before, and returns how many it checked and which it dropped.
+func (e *Entry) verifyAll() (int, []int64, error) {
+	m := e.Meta()
+	if m.Size < 0 {
+		return 0, nil, nil
+	}
+	var dropped []int64
+	checked := 0
+	for _, b := range completeBlocks(e.durableRanges(), m.Size) {
+		if b >= int64(len(m.Sums)) {
+			continue // stored before it had a sum: nothing to compare with
+		}
+		checked++
+		sum, err := e.blockSum(b, m.Size)
+		if err != nil {
+			return checked, dropped, err
+		}
+		if sum != m.Sums[b] {
+			dropped = append(dropped, b)
+			if err := e.dropBlock(b); err != nil {
+				return checked, dropped, err
+			}
+			continue
+		}
+		e.store.verified.mark(e.id, b)
+		e.markChecked(b)
+	}
+	return checked, dropped, nil
+}

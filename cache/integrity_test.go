@@ -1,0 +1,107 @@
+package cache
+
+import (
+	"os"
+	"testing"
+
+	"github.com/resumeproxy/resumeproxy/rangeutil"
+)
+
+// storeWith writes a complete entry of size bytes under each key,
+// checkpoints it, and returns the store (open) and each body file's path.
+func storeWith(t *testing.T, dir string, size int64, keys ...string) (*Store, map[string]string) {
+	t.Helper()
+	s := openStore(t, dir, Options{})
+	paths := map[string]string{}
+	for _, key := range keys {
+		e := mustCreate(t, s, key, Meta{Size: size})
+		writeRange(t, e, 1, rangeutil.Range{Start: 0, End: size})
+		if err := e.Checkpoint(); err != nil {
+			t.Fatalf("Checkpoint: %v", err)
+		}
+		if got, want := len(e.Meta().Sums), int(numBlocks(size)); got != want {
+			t.Fatalf("Sums has %d slots, want %d", got, want)
+		}
+		paths[key] = s.bodyPath(e.Meta().ID)
+		e.Release()
+	}
+	return s, paths
+}
+
+// TestCorruptBlockDroppedOnRead: after a restart, a block whose bytes no
+// longer match its sum is not available; it is dropped from the entry and
+// from the index, and the blocks around it still are.
+func TestCorruptBlockDroppedOnRead(t *testing.T) {
+	dir := t.TempDir()
+	const size = 3*BlockSize + 10
+	s, paths := storeWith(t, dir, size, "k")
+	mustClose(t, s)
+	corrupt(t, paths["k"], BlockSize+5)
+
+	s = newStoreAt(t, dir)
+	e := mustGet(t, s, "k")
+	defer e.Release()
+	for _, c := range []struct{ off, want int64 }{
+		{0, BlockSize}, {BlockSize, 0}, {BlockSize + 5, 0}, {2 * BlockSize, BlockSize}, {3 * BlockSize, 10},
+	} {
+		if got := e.Available(c.off); got != c.want {
+			t.Errorf("Available(%d) = %d, want %d", c.off, got, c.want)
+		}
+	}
+	var want rangeutil.Set
+	want.Insert(rangeutil.Range{Start: 0, End: BlockSize})
+	want.Insert(rangeutil.Range{Start: 2 * BlockSize, End: size})
+	if got := e.Meta().Ranges; !got.Equal(want) {
+		t.Errorf("Ranges after the drop = %v, want %v", got, want)
+	}
+	if m, _ := s.load("k"); !m.Ranges.Equal(want) {
+		t.Errorf("index claims %v after the drop, want %v", m.Ranges, want)
+	}
+}
+
+// TestVerifyReportsAndRepairs: Store.Verify checks every summed block of
+// every entry, even blocks this process already served, and drops bad ones.
+func TestVerifyReportsAndRepairs(t *testing.T) {
+	dir := t.TempDir()
+	s, paths := storeWith(t, dir, 2*BlockSize, "a", "b")
+	defer mustClose(t, s)
+	corrupt(t, paths["b"], BlockSize+7) // while open: a bit rots under us
+	type bad struct {
+		key   string
+		block int64
+	}
+	var got []bad
+	rep, err := s.Verify(func(key string, block int64) { got = append(got, bad{key, block}) })
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if rep != (VerifyReport{Entries: 2, Blocks: 4, Bad: 1}) || len(got) != 1 || got[0] != (bad{"b", 1}) {
+		t.Errorf("Verify() = %+v, bad %v; want 2 entries, 4 blocks, block 1 of b bad", rep, got)
+	}
+	e := mustGet(t, s, "b")
+	defer e.Release()
+	if e.Meta().Ranges.Has(BlockSize + 7) {
+		t.Errorf("b still claims the corrupt block: %v", e.Meta().Ranges)
+	}
+	if rep, _ := s.Verify(func(string, int64) {}); rep.Bad != 0 || rep.Blocks != 3 {
+		t.Errorf("second Verify() = %+v, want 3 good blocks", rep)
+	}
+}
+
+// corrupt flips one bit of the byte at off of the file at path.
+func corrupt(t *testing.T, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x01
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
