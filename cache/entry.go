@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 
 	"github.com/resumeproxy/resumeproxy/rangeutil"
@@ -26,7 +25,7 @@ type Entry struct {
 	store *Store
 	key   string
 	id    uint64
-	file  *os.File // immutable; closed when the last reference is released
+	file  File // immutable; closed when the last reference is released
 
 	// refs is guarded by store.mu (Get increments it under that lock).
 	refs int
@@ -61,7 +60,7 @@ type Entry struct {
 	clients int
 }
 
-func newEntry(s *Store, m Meta, f *os.File) *Entry {
+func newEntry(s *Store, m Meta, f File) *Entry {
 	return &Entry{
 		store:   s,
 		key:     m.Key,
@@ -141,9 +140,10 @@ func (e *Entry) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// File returns the body file, for zero-copy reads of available bytes. The
-// caller must not write to it or close it.
-func (e *Entry) File() *os.File { return e.file }
+// File returns the body file, for reads of available bytes that bypass
+// ReadAt (a zero-copy path can type-assert it to *os.File). The caller must
+// not write to it or close it.
+func (e *Entry) File() File { return e.file }
 
 // WriteAt writes body bytes at off and makes them readable. Every
 // CheckpointBytes it starts a checkpoint in the background.
@@ -159,7 +159,7 @@ func (e *Entry) WriteAt(p []byte, off int64) (int, error) {
 	e.signalLocked()
 	e.mu.Unlock()
 	if err != nil {
-		return n, fmt.Errorf("cache: write %q at %d: %w", e.key, off, err)
+		return n, e.store.storageFailed(fmt.Sprintf("write %q at %d", e.key, off), err)
 	}
 	if due {
 		e.checkpointAsync()
@@ -214,7 +214,7 @@ func (e *Entry) Checkpoint() error {
 		return nil
 	}
 	if err := e.file.Sync(); err != nil {
-		return fmt.Errorf("cache: sync %q: %w", e.key, err)
+		return e.store.storageFailed(fmt.Sprintf("sync %q", e.key), err)
 	}
 	if err := e.sumNewBlocks(&snap); err != nil {
 		return err

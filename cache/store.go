@@ -39,6 +39,9 @@ type Options struct {
 	CheckpointBytes int64
 	// Logger receives storage errors. Nil means slog.Default().
 	Logger *slog.Logger
+	// WrapFile, when set, wraps every body file the store opens (tests use
+	// it to inject faults). Nil means the files are used as they are.
+	WrapFile func(File) File
 }
 
 // Store is an open cache directory.
@@ -59,6 +62,8 @@ type Store struct {
 
 	// verified remembers the blocks checked against their sums.
 	verified verifiedBlocks
+	// faults rate-limits storage error logs and pauses new versions.
+	faults storageFaults
 
 	// mu guards live.
 	mu sync.Mutex
@@ -154,7 +159,7 @@ func (s *Store) Get(key string) (*Entry, error) {
 	if err != nil || m == nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(s.bodyPath(m.ID), os.O_RDWR, 0)
+	f, err := s.openBody(s.bodyPath(m.ID), os.O_RDWR)
 	if err != nil {
 		// The index claims a body file that is gone: forget the entry.
 		s.log.Warn("cache: body file missing, dropping entry", "key", key, "err", err)
@@ -189,13 +194,16 @@ func (s *Store) create(key string, m Meta, r rangeutil.Range) (*Entry, *Fill, er
 	if m.Created.IsZero() {
 		m.Created = time.Now()
 	}
+	if s.faults.refusing() {
+		return nil, nil, fmt.Errorf("%w: not storing new versions after a recent failure", ErrStorage)
+	}
 	path := s.bodyPath(m.ID)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, nil, fmt.Errorf("cache: create %s: %w", filepath.Dir(path), err)
+		return nil, nil, s.storageFailed("create "+filepath.Dir(path), err)
 	}
-	file, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o644)
+	file, err := s.openBody(path, os.O_CREATE|os.O_EXCL|os.O_RDWR)
 	if err != nil {
-		return nil, nil, fmt.Errorf("cache: create body file: %w", err)
+		return nil, nil, s.storageFailed("create body file", err)
 	}
 	e := newEntry(s, m, file)
 	var fill *Fill

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,6 +25,10 @@ type entryBody struct {
 	pos   int64
 	end   int64
 	once  sync.Once
+
+	// direct is set when the cache cannot store this version's bytes (a
+	// full disk): the rest comes straight from upstream, uncached.
+	direct *directReader
 }
 
 func (p *Proxy) newEntryBody(req *http.Request, e *cache.Entry, r rangeutil.Range, src source) *entryBody {
@@ -50,6 +55,9 @@ func (b *entryBody) Read(buf []byte) (int, error) {
 }
 
 func (b *entryBody) read(buf []byte) (int, error) {
+	if b.direct != nil {
+		return b.readDirect(buf)
+	}
 	var waited *cache.Fill
 	for {
 		changed := b.e.Changed()
@@ -61,6 +69,10 @@ func (b *entryBody) read(buf []byte) (int, error) {
 		}
 		if waited != nil {
 			if _, done, err := waited.State(); done {
+				if errors.Is(err, cache.ErrStorage) {
+					b.direct = &directReader{budget: newBudget(b.p.opts.Retry, b.p.now)}
+					return b.readDirect(buf)
+				}
 				if err == nil {
 					err = cache.ErrFillAbandoned
 				}
@@ -93,6 +105,56 @@ func (b *entryBody) read(buf []byte) (int, error) {
 // Close releases the client's hold on the entry; if it was the last
 // client, fills stop and the bytes so far stay cached.
 func (b *entryBody) Close() error {
-	b.once.Do(func() { b.p.leave(b.e) })
+	b.once.Do(func() {
+		if b.direct != nil && b.direct.body != nil {
+			b.direct.body.Close()
+		}
+		b.p.leave(b.e)
+	})
 	return nil
+}
+
+// directReader streams the rest of a response from upstream when the cache
+// cannot take it, resuming after drops like a fill does.
+type directReader struct {
+	body   io.ReadCloser
+	budget *budget
+}
+
+// readDirect reads the next bytes from upstream, asking for [pos, end) of
+// the same version (If-Match) whenever it has no body.
+func (b *entryBody) readDirect(buf []byte) (int, error) {
+	d := b.direct
+	for {
+		if d.body == nil {
+			body, err := b.p.resume(b.ctx, rangeutil.Range{Start: b.pos, End: b.end}, b.src)
+			if err != nil {
+				if errors.Is(err, errChanged) || !d.budget.wait(b.ctx) {
+					return 0, fmt.Errorf("proxy: uncached continuation at byte %d: %w", b.pos, err)
+				}
+				continue
+			}
+			d.body = body
+		}
+		n, err := d.body.Read(buf[:min(int64(len(buf)), b.end-b.pos)])
+		b.pos += int64(n)
+		if n > 0 {
+			d.budget.progress()
+		}
+		switch {
+		case b.pos >= b.end:
+			return n, nil
+		case err != nil:
+			d.body.Close()
+			d.body = nil
+			if n > 0 {
+				return n, nil
+			}
+			if !d.budget.wait(b.ctx) {
+				return 0, fmt.Errorf("proxy: uncached continuation at byte %d: %w", b.pos, err)
+			}
+		case n > 0:
+			return n, nil
+		}
+	}
 }

@@ -80,6 +80,9 @@ func (p *Proxy) finishFill(f *cache.Fill, e *cache.Entry, src source, err error)
 		e.Drop()
 	case errors.Is(err, context.Canceled):
 		p.log.Info("download abandoned by its clients; keeping partial", "url", src.url.Redacted(), "at", f.Pos())
+	case errors.Is(err, cache.ErrStorage):
+		// The store logged the cause; the readers fetch the rest directly.
+		p.log.Debug("cannot store download; its clients continue uncached", "url", src.url.Redacted(), "at", f.Pos())
 	default:
 		p.log.Warn("upstream fill failed; keeping partial", "url", src.url.Redacted(), "at", f.Pos(), "err", err)
 	}
@@ -97,7 +100,7 @@ func (p *Proxy) drive(ctx context.Context, stop *fillStop, f *cache.Fill, e *cac
 	for {
 		if body == nil {
 			var err error
-			if body, err = p.resume(ctx, f, src); err != nil {
+			if body, err = p.resume(ctx, rangeutil.Range{Start: f.Pos(), End: f.End()}, src); err != nil {
 				if errors.Is(err, errChanged) || ctx.Err() != nil {
 					return errors.Join(err, ctx.Err())
 				}
@@ -120,8 +123,8 @@ func (p *Proxy) drive(ctx context.Context, stop *fillStop, f *cache.Fill, e *cac
 			return nil
 		case stopped, ctx.Err() != nil:
 			return errWoundDown
-		case errors.Is(err, cache.ErrObsolete), !src.v.resumable():
-			return err
+		case errors.Is(err, cache.ErrObsolete), errors.Is(err, cache.ErrStorage), !src.v.resumable():
+			return err // retrying cannot help: the readers go on without this fill
 		}
 		if f.Pos() > before {
 			b.progress()
@@ -133,11 +136,11 @@ func (p *Proxy) drive(ctx context.Context, stop *fillStop, f *cache.Fill, e *cac
 	}
 }
 
-// resume asks for the rest of f's span of this version: 206 with a
-// matching Content-Range and validator, or a 200 of the same version from a
-// server that ignores Range (we skip what we have).
-func (p *Proxy) resume(ctx context.Context, f *cache.Fill, src source) (io.ReadCloser, error) {
-	want := rangeutil.Range{Start: f.Pos(), End: f.End()}
+// resume asks for bytes want of this version, with If-Match (the client
+// already has our headers): 206 with a matching Content-Range and
+// validator, or a 200 of the same version from a server that ignores Range
+// (we skip what we have). The body it returns starts at want.Start.
+func (p *Proxy) resume(ctx context.Context, want rangeutil.Range, src source) (io.ReadCloser, error) {
 	h := src.header.Clone()
 	h.Set("Range", rangeutil.HeaderFor(want))
 	src.v.setContinueConditions(h)

@@ -10,6 +10,9 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +32,11 @@ type harness struct {
 	srv    *http.Server
 	ln     net.Listener
 	client *http.Client
+	// spaceLeft is how many body bytes the disk still takes; once they are
+	// used, writes and syncs fail with ENOSPC. Negative: unlimited.
+	spaceLeft atomic.Int64
+	// logs holds everything the proxy logged.
+	logs *logBuffer
 }
 
 // fastRetry keeps resumption tests quick: short pauses, a few attempts.
@@ -36,31 +44,95 @@ var fastRetry = Retry{Attempts: 4, MaxElapsed: time.Minute, InitialBackoff: time
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, origin: testorigin.New(t), dir: t.TempDir()}
-	h.opts = Options{Retry: fastRetry, IdleTimeout: time.Minute, Logger: testLogger(t)}
+	h := &harness{t: t, origin: testorigin.New(t), dir: t.TempDir(), logs: &logBuffer{}}
+	h.opts = Options{Retry: fastRetry, IdleTimeout: time.Minute, Logger: testLogger(t, h.logs)}
+	h.spaceLeft.Store(-1)
 	h.start()
 	t.Cleanup(h.stop)
 	return h
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t *testing.T, logs *logBuffer) *slog.Logger {
 	level := slog.LevelWarn
 	if os.Getenv("RESUMEPROXY_TEST_DEBUG") != "" {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: level}))
+	return slog.New(slog.NewTextHandler(tWriter{t, logs}, &slog.HandlerOptions{Level: level}))
 }
 
-type tWriter struct{ t *testing.T }
+// tWriter sends log lines to the test log and keeps them for assertions.
+type tWriter struct {
+	t    *testing.T
+	logs *logBuffer
+}
 
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
+	w.logs.add(string(p))
 	return len(p), nil
+}
+
+type logBuffer struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (b *logBuffer) add(line string) {
+	b.mu.Lock()
+	b.lines = append(b.lines, line)
+	b.mu.Unlock()
+}
+
+// count returns how many lines contain s.
+func (b *logBuffer) count(s string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, l := range b.lines {
+		if strings.Contains(l, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// faultyFile fails writes and syncs with ENOSPC once its harness's disk
+// has no space left.
+type faultyFile struct {
+	cache.File
+	h *harness
+}
+
+func (f faultyFile) WriteAt(p []byte, off int64) (int, error) {
+	for {
+		left := f.h.spaceLeft.Load()
+		if left < 0 {
+			return f.File.WriteAt(p, off)
+		}
+		if left < int64(len(p)) {
+			f.h.spaceLeft.Store(0)
+			return 0, &os.PathError{Op: "write", Path: "body", Err: syscall.ENOSPC}
+		}
+		if f.h.spaceLeft.CompareAndSwap(left, left-int64(len(p))) {
+			return f.File.WriteAt(p, off)
+		}
+	}
+}
+
+func (f faultyFile) Sync() error {
+	if f.h.spaceLeft.Load() == 0 {
+		return &os.PathError{Op: "sync", Path: "body", Err: syscall.ENOSPC}
+	}
+	return f.File.Sync()
 }
 
 func (h *harness) start() {
 	h.t.Helper()
-	store, err := cache.Open(h.dir, cache.Options{CheckpointBytes: 1 << 20, Logger: h.opts.Logger})
+	store, err := cache.Open(h.dir, cache.Options{
+		CheckpointBytes: 1 << 20,
+		Logger:          h.opts.Logger,
+		WrapFile:        func(f cache.File) cache.File { return faultyFile{f, h} },
+	})
 	if err != nil {
 		h.t.Fatalf("cache.Open: %v", err)
 	}

@@ -1,0 +1,52 @@
+package proxy
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/resumeproxy/resumeproxy/internal/testorigin"
+)
+
+// TestDiskFullFromTheStart: with a full disk, downloads go on uncached and
+// exact; the failure is logged once, not per write or per request.
+func TestDiskFullFromTheStart(t *testing.T) {
+	h := newHarness(t)
+	const size = 6 * mib
+	u := h.set("/f", testorigin.Resource{Size: size})
+	h.spaceLeft.Store(0)
+	var wg sync.WaitGroup
+	results := make([]result, 3)
+	for i := range results {
+		wg.Go(func() { results[i] = h.get(u) })
+	}
+	wg.Wait()
+	for i, r := range results {
+		wantBody(t, "client "+itoa(int64(i)), r, 200, 0, 0, size)
+	}
+	wantBody(t, "later", h.get(u), 200, 0, 0, size)
+	if n := h.logs.count("storage failing"); n != 1 {
+		t.Errorf("storage failure logged %d times, want once", n)
+	}
+}
+
+// TestDiskFillsMidDownload: the disk fills while a download streams; the
+// client still gets the whole file, the index claims only bytes that were
+// synced before, and once there is room again the next request resumes
+// from them.
+func TestDiskFillsMidDownload(t *testing.T) {
+	h := newHarness(t)
+	const size = 16 * mib
+	u := h.set("/f", testorigin.Resource{Size: size})
+	h.spaceLeft.Store(5*mib + 100)
+	wantBody(t, "while the disk fills", h.get(u), 200, 0, 0, size)
+
+	h.restart() // the index keeps what the last good checkpoint claimed
+	h.spaceLeft.Store(-1)
+	h.origin.ResetCounts()
+	r := h.get(u)
+	wantBody(t, "after", r, 200, 0, 0, size)
+	wantXCache(t, "after", r, xPartial)
+	if sent := h.origin.BodyBytes(); sent > size-4*mib {
+		t.Errorf("origin sent %d body bytes once there was room, want ≤ %d (resumed from the stored bytes)", sent, size-4*mib)
+	}
+}
