@@ -113,7 +113,12 @@ func (b *upstreamBody) windDown() bool {
 		return false
 	}
 	b.limit.Store(b.read.Load() + n + transportSlack)
-	_ = b.conn.SetReadDeadline(time.Now().Add(windDownGrace)) // never wait for more
+	// Never wait for more than what is there. Not a read deadline on the
+	// connection: a body already read to its end has handed the connection
+	// back to the transport's pool, and a deadline would break whichever
+	// request uses it next. Cancelling this request's context closes the
+	// connection only while this body still holds it.
+	time.AfterFunc(windDownGrace, b.cancel)
 	return true
 }
 
