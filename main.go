@@ -61,7 +61,12 @@ func run(args []string, stderr io.Writer) error {
 			MaxBackoff:     cfg.Upstream.BackoffMax,
 		},
 		IdleTimeout: cfg.Upstream.IdleTimeout,
-		Logger:      log,
+		QuickAbort: proxy.QuickAbort{
+			FinishBelow:        int64(cfg.QuickAbort.FinishBelow),
+			FinishAbovePercent: cfg.QuickAbort.FinishAbovePercent,
+			MaxTime:            cfg.QuickAbort.MaxTime,
+		},
+		Logger: log,
 	})
 	srv := proxy.NewServer(p)
 	log.Info("resumeproxy serving", "listen", ln.Addr().String(), "cache_dir", cfg.CacheDir)

@@ -184,7 +184,7 @@ func (e *Entry) checkpointAsync() {
 		defer e.store.background.Done()
 		defer e.Release()
 		for again := true; again; {
-			if err := e.Checkpoint(); err != nil {
+			if err := e.Checkpoint(); err != nil && !errors.Is(err, ErrStorage) { // the store logged those
 				e.store.log.Error("cache: checkpoint", "key", e.key, "err", err)
 			}
 			// Writes that fell due meanwhile were not checkpointed: go again.
@@ -291,6 +291,9 @@ func (e *Entry) Leave() {
 	var cancels []func()
 	if e.clients == 0 {
 		for _, f := range e.fills {
+			if f.keepGoing != nil && f.keepGoing(f.pos, f.end) {
+				continue // finishes in the background; others may still join
+			}
 			// No one may join a fill that is stopping; a later client
 			// claims its bytes afresh (same version, same bytes).
 			f.abandoned = true
@@ -317,7 +320,9 @@ func (e *Entry) Release() {
 		return
 	}
 	if err := e.Checkpoint(); err != nil {
-		s.log.Error("cache: checkpoint on release", "key", e.key, "err", err)
+		if !errors.Is(err, ErrStorage) { // the store logged those
+			s.log.Error("cache: checkpoint on release", "key", e.key, "err", err)
+		}
 	}
 	s.mu.Lock()
 	if e.refs > 0 { // taken again by Get while we checkpointed

@@ -24,6 +24,7 @@ type Fill struct {
 
 	// Guarded by e.mu.
 	cancel    func()
+	keepGoing func(pos, end int64) bool
 	abandoned bool
 	pos       int64
 	validated bool
@@ -67,11 +68,13 @@ func (e *Entry) Claim(off, end int64) (f *Fill, owner bool) {
 	return f, true
 }
 
-// OnAbandon sets the function that stops the fill when the entry's last
-// client leaves.
-func (f *Fill) OnAbandon(cancel func()) {
+// OnAbandon sets what happens to the fill when the entry's last client
+// leaves: keepGoing (may be nil) is asked with the fill's position and end,
+// under the entry's lock, so it must not block or call back into the
+// cache; when it says no, the fill is marked abandoned and cancel runs.
+func (f *Fill) OnAbandon(cancel func(), keepGoing func(pos, end int64) bool) {
 	f.e.mu.Lock()
-	f.cancel = cancel
+	f.cancel, f.keepGoing = cancel, keepGoing
 	f.e.mu.Unlock()
 }
 

@@ -298,11 +298,11 @@ func TestLeaveAbandonsFills(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cancelA, cancelB int
-	a.OnAbandon(func() { cancelA++ })
+	a.OnAbandon(func() { cancelA++ }, nil)
 	b.OnAbandon(func() {
 		cancelB++
 		b.Finish(context.Canceled) // takes the entry's lock: must not deadlock
-	})
+	}, nil)
 	if _, owner := e.Claim(100, 500); owner {
 		t.Errorf("Claim(100, 500) with a client joined: owner = true, want false (joins a)")
 	}

@@ -40,13 +40,21 @@ func TestDiskFillsMidDownload(t *testing.T) {
 	h.spaceLeft.Store(5*mib + 100)
 	wantBody(t, "while the disk fills", h.get(u), 200, 0, 0, size)
 
+	if n := h.logs.count("no space left"); n != 1 {
+		t.Errorf("ENOSPC logged %d times, want once", n)
+	}
+
 	h.restart() // the index keeps what the last good checkpoint claimed
 	h.spaceLeft.Store(-1)
 	h.origin.ResetCounts()
 	r := h.get(u)
 	wantBody(t, "after", r, 200, 0, 0, size)
-	wantXCache(t, "after", r, xPartial)
-	if sent := h.origin.BodyBytes(); sent > size-4*mib {
-		t.Errorf("origin sent %d body bytes once there was room, want ≤ %d (resumed from the stored bytes)", sent, size-4*mib)
+	// How much was kept depends on which background checkpoints synced
+	// before the disk filled (a sync on a full disk fails, so later ones
+	// commit nothing). What holds: kept bytes were right, and none is
+	// fetched twice.
+	sent := h.origin.BodyBytes()
+	if xc := r.header.Get("X-Cache"); sent > size || (xc == xPartial) != (sent < size) {
+		t.Errorf("origin sent %d body bytes once there was room (X-Cache %s), want < %d exactly when PARTIAL", sent, xc, int64(size))
 	}
 }

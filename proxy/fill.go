@@ -67,7 +67,7 @@ func (p *Proxy) startFill(ctx context.Context, stop *fillStop, f *cache.Fill, e 
 func (p *Proxy) startContinuation(f *cache.Fill, e *cache.Entry, src source) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stop := newFillStop(cancel)
-	f.OnAbandon(stop.stop)
+	f.OnAbandon(stop.stop, p.keepGoing(src, cancel))
 	f.Validated()
 	p.startFill(ctx, stop, f, e, nil, src)
 }
@@ -86,7 +86,7 @@ func (p *Proxy) finishFill(f *cache.Fill, e *cache.Entry, src source, err error)
 	default:
 		p.log.Warn("upstream fill failed; keeping partial", "url", src.url.Redacted(), "at", f.Pos(), "err", err)
 	}
-	if cerr := e.Checkpoint(); cerr != nil {
+	if cerr := e.Checkpoint(); cerr != nil && !errors.Is(cerr, cache.ErrStorage) { // the store logged those
 		p.log.Error("checkpoint failed", "key", e.Key(), "err", cerr)
 	}
 	f.Finish(err)

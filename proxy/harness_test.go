@@ -53,7 +53,7 @@ func newHarness(t *testing.T) *harness {
 }
 
 func testLogger(t *testing.T, logs *logBuffer) *slog.Logger {
-	level := slog.LevelWarn
+	level := slog.LevelInfo
 	if os.Getenv("RESUMEPROXY_TEST_DEBUG") != "" {
 		level = slog.LevelDebug
 	}

@@ -47,6 +47,9 @@ type Options struct {
 	// IdleTimeout is how long an upstream body may send nothing before it
 	// counts as dropped. Default 30s.
 	IdleTimeout time.Duration
+	// QuickAbort decides what happens to a download when its last client
+	// leaves. The zero value stops it and keeps the bytes so far.
+	QuickAbort QuickAbort
 	// Name is our pseudonym in Via. Default "resumeproxy".
 	Name string
 	// Logger receives events. Default slog.Default().
@@ -63,6 +66,7 @@ func (o *Options) setDefaults() {
 	r.InitialBackoff = cmpOr(r.InitialBackoff, 250*time.Millisecond)
 	r.MaxBackoff = cmpOr(r.MaxBackoff, 10*time.Second)
 	o.IdleTimeout = cmpOr(o.IdleTimeout, 30*time.Second)
+	o.QuickAbort.MaxTime = cmpOr(o.QuickAbort.MaxTime, 10*time.Minute)
 	o.Name = cmpOr(o.Name, "resumeproxy")
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -173,3 +173,58 @@ func TestStalledUpstreamIsResumed(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestQuickAbortFinishesInBackground: with a quick-abort policy, a
+// download whose last client left past the threshold is finished anyway,
+// and the next client gets a hit; below it, the download stops.
+func TestQuickAbortFinishesInBackground(t *testing.T) {
+	const size = 32 * mib
+	for _, c := range []struct {
+		name   string
+		q      QuickAbort
+		finish bool
+	}{
+		{"above-percent", QuickAbort{FinishAbovePercent: 25}, true},
+		{"below-rest", QuickAbort{FinishBelow: 30 * mib}, true},
+		{"not-reached", QuickAbort{FinishAbovePercent: 90, FinishBelow: mib}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.stop()
+			h.opts.QuickAbort = c.q
+			h.opts.IdleTimeout = 300 * time.Millisecond // a stalled upstream counts as dropped
+			h.start()
+			u := h.set("/f", testorigin.Resource{Size: size, CacheControl: "max-age=600"})
+			// The origin holds the fill at 12 MiB until the proxy gives up on
+			// that response, so the decision is taken at a known point
+			// (37.5%, 20 MiB left).
+			stalled := h.origin.StallAt("/f", 12*mib)
+			h.getN(u, 8*mib)
+			if !c.finish {
+				<-stalled // the fill stopped: the proxy let go of the response
+				if got := h.logs.count("finishing the download in the background"); got != 0 {
+					t.Errorf("background finish logged %d times, want 0", got)
+				}
+				if sent := h.origin.BodyBytes(); sent > 12*mib {
+					t.Errorf("origin sent %d body bytes, want ≤ %d (stopped at the stall)", sent, 12*mib)
+				}
+				return
+			}
+			// The idle timeout ends the stalled response; the fill resumes
+			// and completes with nobody reading. Wait for it (bounded).
+			deadline := time.Now().Add(30 * time.Second)
+			for h.origin.PathBodyBytes("/f") < size && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			h.origin.ResetCounts()
+			r := h.get(u)
+			wantBody(t, "next client", r, 200, 0, 0, size)
+			if sent := h.origin.BodyBytes(); sent != 0 {
+				t.Errorf("origin sent %d body bytes to the next client, want 0 (finished in the background)", sent)
+			}
+			if got := h.logs.count("finishing the download in the background"); got != 1 {
+				t.Errorf("background finish logged %d times, want once", got)
+			}
+		})
+	}
+}

@@ -149,7 +149,7 @@ func (p *Proxy) refill(req *http.Request, e *cache.Entry, need, gap rangeutil.Ra
 	h.Set("If-Range", v.ifRange())
 	ctx, cancel := context.WithCancel(context.Background())
 	stop := newFillStop(cancel)
-	f.OnAbandon(stop.stop)
+	f.OnAbandon(stop.stop, p.keepGoing(src, cancel))
 	resp, reqTime, err := p.do(ctx, src.url, h)
 	if err != nil {
 		f.Finish(err)
@@ -317,10 +317,11 @@ func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime
 	}
 	e.Join()
 	setStart(resp.Body, body.Start)
+	src := p.sourceFor(req, e.Meta())
 	stop := newFillStop(cancel)
-	f.OnAbandon(stop.stop)
+	f.OnAbandon(stop.stop, p.keepGoing(src, cancel))
 	f.Validated()
-	p.startFill(ctx, stop, f, e, resp.Body, p.sourceFor(req, e.Meta()))
+	p.startFill(ctx, stop, f, e, resp.Body, src)
 	out := p.fromEntry(req, e, xMiss)
 	if out.StatusCode == http.StatusOK || out.StatusCode == http.StatusPartialContent {
 		// Not stored, but this response is the one that set it.

@@ -31,6 +31,8 @@ type Config struct {
 	CheckpointInterval Size `yaml:"checkpoint_interval"`
 	// Upstream configures requests to origin servers.
 	Upstream Upstream `yaml:"upstream"`
+	// QuickAbort decides what happens to a download its last client left.
+	QuickAbort QuickAbort `yaml:"quick_abort"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
 }
@@ -52,6 +54,20 @@ type Upstream struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
+// QuickAbort decides what happens to a download when its last client
+// leaves: by default it stops and its bytes stay cached; these finish it
+// in the background instead when little is left.
+type QuickAbort struct {
+	// FinishBelow finishes a download with at most this much left. Default
+	// 0 (never).
+	FinishBelow Size `yaml:"finish_below"`
+	// FinishAbovePercent finishes a download past this share (0–100) of
+	// the file. Default 0 (never).
+	FinishAbovePercent float64 `yaml:"finish_above_percent"`
+	// MaxTime bounds a background finish. Default 10m.
+	MaxTime time.Duration `yaml:"max_time"`
+}
+
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
@@ -65,7 +81,8 @@ func Default() Config {
 			BackoffMax:     10 * time.Second,
 			IdleTimeout:    30 * time.Second,
 		},
-		LogLevel: "info",
+		QuickAbort: QuickAbort{MaxTime: 10 * time.Minute},
+		LogLevel:   "info",
 	}
 }
 
@@ -117,6 +134,13 @@ func (c Config) Validate() error {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %v", d.key, d.v))
 		}
+	}
+	q := c.QuickAbort
+	if q.FinishAbovePercent < 0 || q.FinishAbovePercent > 100 {
+		errs = append(errs, fmt.Errorf("quick_abort.finish_above_percent: %v is not within 0..100", q.FinishAbovePercent))
+	}
+	if q.MaxTime <= 0 {
+		errs = append(errs, fmt.Errorf("quick_abort.max_time: must be positive, got %v", q.MaxTime))
 	}
 	if u.Retries < 0 {
 		errs = append(errs, fmt.Errorf("upstream.retries: must not be negative, got %d", u.Retries))

@@ -44,7 +44,8 @@ func TestDefault(t *testing.T) {
 			BackoffMax:     10 * time.Second,
 			IdleTimeout:    30 * time.Second,
 		},
-		LogLevel: "info",
+		QuickAbort: QuickAbort{MaxTime: 10 * time.Minute},
+		LogLevel:   "info",
 	}
 	got := Default()
 	if !reflect.DeepEqual(got, want) {
@@ -306,6 +307,10 @@ func TestValidate(t *testing.T) {
 		{"upstream.backoff_initial", func(c *Config) { c.Upstream.BackoffInitial = -time.Second }},
 		{"upstream.backoff_max", func(c *Config) { c.Upstream.BackoffMax = 0 }},
 		{"upstream.idle_timeout", func(c *Config) { c.Upstream.IdleTimeout = -1 }},
+		{"quick_abort.finish_above_percent", func(c *Config) { c.QuickAbort.FinishAbovePercent = 101 }},
+		{"quick_abort.finish_above_percent", func(c *Config) { c.QuickAbort.FinishAbovePercent = -1 }},
+		{"quick_abort.max_time", func(c *Config) { c.QuickAbort.MaxTime = 0 }},
+		{"", func(c *Config) { c.QuickAbort.FinishAbovePercent, c.QuickAbort.FinishBelow = 90, 16<<20 }},
 		{"log_level", func(c *Config) { c.LogLevel = "verbose" }},
 		{"log_level", func(c *Config) { c.LogLevel = "" }},
 		{"log_level", func(c *Config) { c.LogLevel = "INFO" }},
@@ -336,7 +341,7 @@ func TestValidateAllInvalid(t *testing.T) {
 	}
 	lines := strings.Split(err.Error(), "\n")
 	keys := []string{"listen", "cache_dir", "checkpoint_interval", "upstream.retry_window", "upstream.backoff_initial",
-		"upstream.backoff_max", "upstream.idle_timeout", "upstream.retries", "log_level"}
+		"upstream.backoff_max", "upstream.idle_timeout", "quick_abort.max_time", "upstream.retries", "log_level"}
 	if len(lines) != len(keys) {
 		t.Errorf("Validate(%+v) = %d errors, want %d:\n%v", cfg, len(lines), len(keys), err)
 	}
