@@ -146,7 +146,8 @@ func (e *Entry) ReadAt(p []byte, off int64) (int, error) {
 func (e *Entry) File() File { return e.file }
 
 // WriteAt writes body bytes at off and makes them readable. Every
-// CheckpointBytes it starts a checkpoint in the background.
+// CheckpointBytes it starts a checkpoint in the background; when the
+// unclaimed bytes reach twice that, it waits for one.
 func (e *Entry) WriteAt(p []byte, off int64) (int, error) {
 	if e.isObsolete() {
 		return 0, ErrObsolete
@@ -155,13 +156,19 @@ func (e *Entry) WriteAt(p []byte, off int64) (int, error) {
 	e.mu.Lock()
 	e.meta.Ranges.Insert(rangeutil.Range{Start: off, End: off + int64(n)})
 	e.unsynced += int64(n)
-	due := e.unsynced >= e.store.opts.CheckpointBytes
+	unsynced := e.unsynced
+	unclaimed := e.meta.Ranges.Covered() - e.durable.Covered()
 	e.signalLocked()
 	e.mu.Unlock()
 	if err != nil {
 		return n, e.store.storageFailed(fmt.Sprintf("write %q at %d", e.key, off), err)
 	}
-	if due {
+	switch every := e.store.opts.CheckpointBytes; {
+	case unclaimed >= 2*every:
+		// Background checkpoints fell behind (a slow disk): wait for one,
+		// so a crash never loses more than two intervals.
+		return n, e.Checkpoint()
+	case unsynced >= every:
 		e.checkpointAsync()
 	}
 	return n, nil

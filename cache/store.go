@@ -34,8 +34,9 @@ const DefaultCheckpointBytes = 4 << 20
 // Options configure a Store. The zero value is valid.
 type Options struct {
 	// CheckpointBytes is how many bytes may be written to an entry between two
-	// checkpoints (sync body, then commit its range set). It bounds what a
-	// crash can lose. Zero means DefaultCheckpointBytes.
+	// checkpoints (sync body, then commit its range set). A writer that gets
+	// twice this far ahead of the index waits, so a crash loses at most
+	// 2 × CheckpointBytes of a download. Zero means DefaultCheckpointBytes.
 	CheckpointBytes int64
 	// Logger receives storage errors. Nil means slog.Default().
 	Logger *slog.Logger

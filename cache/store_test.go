@@ -339,16 +339,16 @@ func checkClaims(t *testing.T, dir string, e *Entry, total, ck int64) {
 	}
 }
 
-// TestWriteAtCheckpointDueWhileBusy: a checkpoint that falls due while the
-// background one runs must still happen, or a fast writer outruns the
-// bound CheckpointBytes promises. The test holds the store's commit lock to
-// keep the first checkpoint running while four more chunks are written; it
-// relies on WriteAt never waiting for a checkpoint, checkpointAsync's stated
-// purpose.
+// TestWriteAtCheckpointDueWhileBusy: while a background checkpoint is
+// stuck (here: the test holds the store's commit lock), a writer may go on
+// until it is two intervals ahead of the index, and then waits; once the
+// checkpoint goes through, everything written is claimed.
 //
 // Regression: a checkpoint that fell due while a background one ran was
-// dropped, leaving bytes unclaimed with nothing pending (a crash lost them).
-// The background goroutine now goes again while unsynced ≥ CheckpointBytes.
+// dropped, leaving bytes unclaimed with nothing pending (a crash lost them);
+// and a writer could run arbitrarily far ahead of a slow disk (the
+// crash-loop test measured ~10 MB unclaimed at a kill with 4 MiB
+// checkpoints).
 func TestWriteAtCheckpointDueWhileBusy(t *testing.T) {
 	const ck = 64 << 10
 	const total = 5 * ck
@@ -361,10 +361,25 @@ func TestWriteAtCheckpointDueWhileBusy(t *testing.T) {
 	s.commitMu.Lock()
 	writeRange(t, e, 0, rangeutil.Range{Start: 0, End: ck})
 	waitFor(e, func() bool { return e.checkpointing && e.unsynced == 0 }) // its snapshot is taken
-	for off := int64(ck); off < total; off += ck {
-		writeRange(t, e, 0, rangeutil.Range{Start: off, End: off + ck})
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for off := int64(ck); off < total; off += ck {
+			writeRange(t, e, 0, rangeutil.Range{Start: off, End: off + ck})
+		}
+	}()
+	// The second chunk brings the writer two intervals ahead: it must wait.
+	waitFor(e, func() bool { return e.meta.Ranges.Covered() >= 2*ck })
+	select {
+	case <-wrote:
+		t.Fatalf("the writer wrote %d bytes while the index claimed none, want it to wait at %d", total, 2*ck)
+	default:
+	}
+	if got := e.meta.Ranges.Covered(); got > 2*ck {
+		t.Errorf("the writer got %d bytes ahead of a stuck checkpoint, want ≤ %d", got, 2*ck)
 	}
 	s.commitMu.Unlock()
+	<-wrote
 	waitBackground(e, 1)
 
 	crashed := filepath.Join(t.TempDir(), "crashed")

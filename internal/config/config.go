@@ -26,8 +26,8 @@ type Config struct {
 	// under the user's cache directory ($XDG_CACHE_HOME or ~/.cache).
 	CacheDir string `yaml:"cache_dir"`
 	// CheckpointInterval is how many bytes of a download may be written
-	// between two checkpoints (sync, then commit to the index); it bounds
-	// what a crash loses. Default 4MiB.
+	// between two checkpoints (sync, then commit to the index); a crash
+	// loses at most twice this much of a download. Default 4MiB.
 	CheckpointInterval Size `yaml:"checkpoint_interval"`
 	// Upstream configures requests to origin servers.
 	Upstream Upstream `yaml:"upstream"`
