@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"sync"
 	"testing"
 
 	"github.com/resumeproxy/resumeproxy/internal/testorigin"
@@ -17,12 +16,7 @@ func TestConcurrentColdClients(t *testing.T) {
 	}
 	h := newHarness(t)
 	u := h.set("/big", testorigin.Resource{Size: size})
-	results := make([]result, 16)
-	var wg sync.WaitGroup
-	for i := range results {
-		wg.Go(func() { results[i] = h.get(u) })
-	}
-	wg.Wait()
+	results := h.getAll(16, u, func(int) []string { return nil })
 	for i, r := range results {
 		wantBody(t, "client "+itoa(int64(i)), r, 200, 0, 0, size)
 	}
@@ -38,18 +32,12 @@ func TestConcurrentRangeClients(t *testing.T) {
 	h := newHarness(t)
 	u := h.set("/f", testorigin.Resource{Size: size})
 	ranges := [][2]int64{{0, size}, {mib, 3 * mib}, {2 * mib, size}, {0, mib}, {5 * mib, 6 * mib}, {0, size}}
-	results := make([]result, len(ranges))
-	var wg sync.WaitGroup
-	for i, rg := range ranges {
-		wg.Go(func() {
-			if rg == [2]int64{0, size} {
-				results[i] = h.get(u)
-				return
-			}
-			results[i] = h.get(u, "Range: bytes="+itoa(rg[0])+"-"+itoa(rg[1]-1))
-		})
-	}
-	wg.Wait()
+	results := h.getAll(len(ranges), u, func(i int) []string {
+		if rg := ranges[i]; rg != [2]int64{0, size} {
+			return []string{"Range: bytes=" + itoa(rg[0]) + "-" + itoa(rg[1]-1)}
+		}
+		return nil
+	})
 	for i, rg := range ranges {
 		status := 206
 		if rg == [2]int64{0, size} {
@@ -71,12 +59,7 @@ func TestConcurrentWeakETagClients(t *testing.T) {
 	const size = 16 * mib
 	h := newHarness(t)
 	u := h.set("/f", testorigin.Resource{Size: size, Validators: testorigin.WeakETag, CacheControl: "max-age=60"})
-	results := make([]result, 4)
-	var wg sync.WaitGroup
-	for i := range results {
-		wg.Go(func() { results[i] = h.get(u) })
-	}
-	wg.Wait()
+	results := h.getAll(4, u, func(int) []string { return nil })
 	for i, r := range results {
 		wantBody(t, "client "+itoa(int64(i)), r, 200, 0, 0, size)
 	}

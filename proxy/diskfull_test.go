@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"sync"
 	"testing"
 
 	"github.com/resumeproxy/resumeproxy/internal/testorigin"
@@ -14,12 +13,7 @@ func TestDiskFullFromTheStart(t *testing.T) {
 	const size = 6 * mib
 	u := h.set("/f", testorigin.Resource{Size: size})
 	h.spaceLeft.Store(0)
-	var wg sync.WaitGroup
-	results := make([]result, 3)
-	for i := range results {
-		wg.Go(func() { results[i] = h.get(u) })
-	}
-	wg.Wait()
+	results := h.getAll(3, u, func(int) []string { return nil })
 	for i, r := range results {
 		wantBody(t, "client "+itoa(int64(i)), r, 200, 0, 0, size)
 	}

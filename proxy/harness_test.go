@@ -233,6 +233,29 @@ func (h *harness) abandon(u, path string, clientBytes, fillStop int64) {
 	}
 }
 
+// exhaustRetriesAt makes the next download of path drop at off, and every
+// resumption drop right after its headers, until fastRetry is spent: the
+// client is cut and the entry keeps [0, off).
+func (h *harness) exhaustRetriesAt(path string, off int64) {
+	drops := make([]int64, fastRetry.Attempts+1)
+	for i := range drops {
+		drops[i] = off
+	}
+	h.origin.DropAt(path, drops...)
+}
+
+// getAll runs n clients at once, each asking with hdr(i), and returns what
+// each got.
+func (h *harness) getAll(n int, u string, hdr func(i int) []string) []result {
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	for i := range results {
+		wg.Go(func() { results[i] = h.get(u, hdr(i)...) })
+	}
+	wg.Wait()
+	return results
+}
+
 // sumOf returns the sha256 of bytes [off, off+n) of version v.
 func sumOf(v int, off, n int64) string {
 	s := sha256.New()

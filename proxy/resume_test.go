@@ -136,13 +136,7 @@ func TestRetriesExhaustedCutsClientAndKeepsBytes(t *testing.T) {
 	h := newHarness(t)
 	const size = 8 * mib
 	u := h.set("/f", testorigin.Resource{Size: size})
-	// The first response drops at 3 MiB; every resumption drops right after
-	// its headers, until the retry budget is spent.
-	drops := make([]int64, fastRetry.Attempts+1)
-	for i := range drops {
-		drops[i] = 3 * mib
-	}
-	h.origin.DropAt("/f", drops...)
+	h.exhaustRetriesAt("/f", 3*mib)
 	r := h.get(u)
 	if r.err == nil {
 		t.Fatalf("client got a clean body of %d bytes, want a cut connection", r.n)

@@ -135,11 +135,7 @@ func TestUpstreamErrorOnRefill(t *testing.T) {
 	h := newHarness(t)
 	const size = 4 * mib
 	u := h.set("/f", testorigin.Resource{Size: size})
-	drops := make([]int64, fastRetry.Attempts+1)
-	for i := range drops {
-		drops[i] = 2 * mib
-	}
-	h.origin.DropAt("/f", drops...) // leaves a partial entry of 2 MiB
+	h.exhaustRetriesAt("/f", 2*mib) // leaves a partial entry of 2 MiB
 	if r := h.get(u); r.err == nil {
 		t.Fatalf("first client got a clean body of %d bytes, want a cut", r.n)
 	}
