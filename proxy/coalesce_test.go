@@ -20,9 +20,11 @@ func TestConcurrentColdClients(t *testing.T) {
 	for i, r := range results {
 		wantBody(t, "client "+itoa(int64(i)), r, 200, 0, 0, size)
 	}
-	if sent, max := h.origin.BodyBytes(), size*105/100; sent > max {
+	sent, max := h.origin.BodyBytes(), size*105/100
+	if sent > max {
 		t.Errorf("origin sent %d body bytes for 16 clients, want ≤ %d", sent, max)
 	}
+	t.Logf("16 clients of %d bytes: origin sent %d body bytes (%.3fx)", size, sent, float64(sent)/float64(size))
 }
 
 // TestConcurrentRangeClients: clients asking for different ranges of one
