@@ -206,7 +206,7 @@ func (s *Store) create(key string, m Meta, r rangeutil.Range) (*Entry, *Fill, er
 	if err != nil {
 		return nil, nil, s.storageFailed("create body file", err)
 	}
-	e := newEntry(s, m, file)
+	e := newEntry(s, m.clone(), file) // its maps are its own: m is committed after e is published
 	var fill *Fill
 	if !r.Empty() {
 		fill = &Fill{e: e, start: r.Start, end: r.End, pos: r.Start}

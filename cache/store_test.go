@@ -723,3 +723,40 @@ func TestMetaIsACopy(t *testing.T) {
 		t.Errorf("Meta().Ranges after changing an earlier copy = %v, want %v", m2.Ranges, want)
 	}
 }
+
+// TestCreateRacesUpdate updates the headers of a new version, through a
+// Get, while Create is still committing it (run under -race).
+//
+// Regression: the live entry shared its Header map with the Meta that
+// Create commits after publishing the entry; an Update in between wrote the
+// map while the commit encoded it.
+func TestCreateRacesUpdate(t *testing.T) {
+	s := newStore(t, Options{})
+	for i := range 50 {
+		key := fmt.Sprintf("k%d", i)
+		var wg sync.WaitGroup
+		created := make(chan struct{})
+		wg.Go(func() {
+			defer close(created)
+			mustCreate(t, s, key, Meta{Size: 10, Header: map[string][]string{"Etag": {`"a"`}}}).Release()
+		})
+		wg.Go(func() {
+			for {
+				select {
+				case <-created:
+					return
+				default:
+				}
+				e, err := s.Get(key)
+				if err != nil || e == nil {
+					continue
+				}
+				if err := e.Update(func(m *Meta) { m.Header["Age"] = []string{"1"} }); err != nil {
+					t.Errorf("Update() = %v, want nil", err)
+				}
+				e.Release()
+			}
+		})
+		wg.Wait()
+	}
+}
