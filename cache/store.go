@@ -4,8 +4,11 @@
 // ranges that are present, and makes sure the index never claims a byte that
 // is not durable on disk (DESIGN invariant 5).
 //
-// Lock order: Store.mu before Entry.mu; Store.commitMu before Entry.mu.
-// Entry.ckMu (one checkpoint at a time per entry) is taken before both.
+// Lock order: Store.mu before Store.commitMu before Entry.mu. Entry.ckMu
+// (one checkpoint at a time per entry) is taken before Store.commitMu and
+// Entry.mu, never while Store.mu is held. Store.mu is held across an index
+// write (commitMu) only where a Get must not see the record in between:
+// dropping a record whose body file is gone.
 package cache
 
 import (
@@ -58,8 +61,14 @@ type Store struct {
 	background sync.WaitGroup
 
 	// commitMu serialises index writes, so that a checkpoint of a replaced
-	// version can never overwrite its successor's metadata.
+	// version can never overwrite its successor's metadata, and guards used.
 	commitMu sync.Mutex
+	// used is the sum of Ranges.Covered() over the index records: the bytes
+	// the index claims, which eviction is to keep under a limit. Every index
+	// write adjusts it (writeLocked); Open sums it once. Bytes written but
+	// not yet checkpointed (under 2 × CheckpointBytes per entry) and those of
+	// replaced versions still being read are not counted.
+	used int64
 
 	// verified remembers the blocks checked against their sums.
 	verified verifiedBlocks
@@ -76,13 +85,10 @@ type Store struct {
 // Open opens (creating if needed) the cache under dir: dir/index for Badger
 // and dir/data for body files. It fails with ErrLocked when another process
 // uses the directory.
+//
+// Open reconciles the index with the body files (see reconcile).
 func Open(dir string, opts Options) (*Store, error) {
-	if opts.CheckpointBytes <= 0 {
-		opts.CheckpointBytes = DefaultCheckpointBytes
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
+	opts = opts.withDefaults()
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
 		return nil, fmt.Errorf("cache: create %s: %w", dir, err)
 	}
@@ -90,6 +96,34 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	db, err := openIndex(dir)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	s := &Store{
+		dir: dir, db: db, lock: lock, opts: opts, log: opts.Logger,
+		live: map[string]*Entry{},
+	}
+	if err := s.reconcile(); err != nil {
+		return nil, errors.Join(err, db.Close(), lock.Close())
+	}
+	return s, nil
+}
+
+// withDefaults fills in the defaults the Options fields document.
+func (o Options) withDefaults() Options {
+	if o.CheckpointBytes <= 0 {
+		o.CheckpointBytes = DefaultCheckpointBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// openIndex opens the Badger index under dir.
+func openIndex(dir string) (*badger.DB, error) {
 	bopts := badger.DefaultOptions(filepath.Join(dir, "index")).
 		WithLogger(nil).
 		WithSyncWrites(true). // checkpoints are rare; make each one survive power loss
@@ -102,10 +136,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		WithMetricsEnabled(false)
 	db, err := badger.Open(bopts)
 	if err != nil {
-		lock.Close()
 		return nil, fmt.Errorf("cache: open index in %s: %w", dir, err)
 	}
-	return &Store{dir: dir, db: db, lock: lock, opts: opts, log: opts.Logger, live: map[string]*Entry{}}, nil
+	return db, nil
 }
 
 // lockDir takes an exclusive advisory lock on dir/LOCK so that a second
@@ -270,16 +303,12 @@ func (s *Store) load(key string) (*Meta, error) {
 
 // commit writes m to the index unless e has been replaced or dropped.
 func (s *Store) commit(e *Entry, m Meta) error {
-	b, err := encodeMeta(&m)
-	if err != nil {
-		return err
-	}
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	if e.isObsolete() {
 		return nil
 	}
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(indexKey(m.Key), b) }); err != nil {
+	if _, err := s.writeLocked([]indexOp{putOp(m)}); err != nil {
 		return fmt.Errorf("cache: commit %q: %w", m.Key, err)
 	}
 	return nil
@@ -289,25 +318,7 @@ func (s *Store) commit(e *Entry, m Meta) error {
 func (s *Store) deleteIndex(key string, id uint64) error {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
-	err := s.db.Update(func(txn *badger.Txn) error {
-		item, err := txn.Get(indexKey(key))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		var m Meta
-		if err := item.Value(func(v []byte) error {
-			var derr error
-			m, derr = decodeMeta(v)
-			return derr
-		}); err == nil && m.ID != id {
-			return nil
-		}
-		return txn.Delete(indexKey(key))
-	})
-	if err != nil {
+	if _, err := s.writeLocked([]indexOp{deleteOp(key, id)}); err != nil {
 		return fmt.Errorf("cache: delete %q: %w", key, err)
 	}
 	return nil
@@ -323,9 +334,13 @@ func (s *Store) forget(e *Entry) {
 }
 
 func (s *Store) bodyPath(id uint64) string {
-	name := fmt.Sprintf("%016x", id)
+	name := bodyName(id)
 	return filepath.Join(s.dir, "data", name[:2], name)
 }
+
+// bodyName is the file name of body file id; bodyPath puts it in the
+// directory named by its first two characters.
+func bodyName(id uint64) string { return fmt.Sprintf("%016x", id) }
 
 // keys lists every key in the index.
 func (s *Store) keys() ([]string, error) {

@@ -1,0 +1,96 @@
+package cache
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// reconcile makes the index and the body files agree before anyone uses the
+// store, and sums used. A crash or a hand can leave both kinds of strays: a
+// record whose body file is gone (or that cannot be decoded) is deleted,
+// since it can never be served; a body file no record names (a version
+// replaced or dropped while held when the process died) is removed, since
+// nothing would ever remove it. Files under data/ that are not named like
+// body files are left alone.
+func (s *Store) reconcile() error {
+	files, err := s.bodyFiles()
+	if err != nil {
+		return err
+	}
+	var (
+		used int64
+		dead []indexOp
+	)
+	err = s.eachRecord(func(key string, m *Meta, derr error) {
+		switch {
+		case derr != nil:
+			s.log.Warn("cache: undecodable index record, dropping it", "key", key, "err", derr)
+			dead = append(dead, deleteOp(key, 0))
+		case !files[m.ID]:
+			s.log.Warn("cache: body file missing, dropping entry", "key", key, "id", m.ID)
+			dead = append(dead, deleteOp(key, m.ID))
+		default:
+			delete(files, m.ID)
+			used += m.Ranges.Covered()
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("cache: scan index: %w", err)
+	}
+	return s.dropStrays(dead, files, used)
+}
+
+// dropStrays deletes the dead records and the orphan files reconcile found,
+// then sets used to the sum over the records that stay.
+func (s *Store) dropStrays(dead []indexOp, orphans map[uint64]bool, used int64) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if _, err := s.writeLocked(dead); err != nil {
+		return fmt.Errorf("cache: drop stray records: %w", err)
+	}
+	s.used = used // the deleted records were never counted
+	for id := range orphans {
+		s.removeBody(id)
+	}
+	if len(dead)+len(orphans) > 0 {
+		s.log.Info("cache: startup scan", "records_dropped", len(dead), "orphan_files_removed", len(orphans))
+	}
+	return nil
+}
+
+// bodyFiles returns the IDs of the body files under data/.
+func (s *Store) bodyFiles() (map[uint64]bool, error) {
+	root := filepath.Join(s.dir, "data")
+	dirs, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("cache: scan %s: %w", root, err)
+	}
+	files := map[uint64]bool{}
+	for _, d := range dirs {
+		if !d.IsDir() {
+			continue
+		}
+		names, err := os.ReadDir(filepath.Join(root, d.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("cache: scan %s: %w", root, err)
+		}
+		for _, f := range names {
+			if id, ok := parseBodyPath(d.Name(), f.Name()); ok && f.Type().IsRegular() {
+				files[id] = true
+			}
+		}
+	}
+	return files, nil
+}
+
+// parseBodyPath returns the ID of the body file data/dir/name, or false
+// if that is not where bodyPath puts one.
+func parseBodyPath(dir, name string) (uint64, bool) {
+	id, err := strconv.ParseUint(name, 16, 64)
+	if err != nil || id == 0 || bodyName(id) != name || name[:2] != dir {
+		return 0, false
+	}
+	return id, true
+}
