@@ -7,10 +7,34 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/resumeproxy/resumeproxy/rangeutil"
 )
+
+// fakeClock is an Options.Now that moves only when told.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *fakeClock {
+	return &fakeClock{t: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
 
 // store creates key with a body of size bytes (-1: unknown), writes and
 // checkpoints the first present of them, releases it and returns its
@@ -26,6 +50,12 @@ func store(t *testing.T, s *Store, key string, size, present int64) uint64 {
 	}
 	e.Release()
 	return e.id
+}
+
+// access looks key up and releases it at once, as a cache hit does.
+func access(t *testing.T, s *Store, key string) {
+	t.Helper()
+	mustGet(t, s, key).Release()
 }
 
 // checkStored fails unless each key is in the index with its body file
@@ -65,6 +95,75 @@ func scanUsed(t *testing.T, s *Store) int64 {
 		t.Fatalf("eachRecord() error: %v", err)
 	}
 	return sum
+}
+
+// TestAccessedPersisted: a Get sets Accessed in memory at once; the index
+// gets it at the next flush (every minute, every pass, Close), not at the
+// Get; a later checkpoint of an older snapshot never moves it back; it
+// survives a reopen.
+func TestAccessedPersisted(t *testing.T) {
+	clock := newClock()
+	dir := t.TempDir()
+	s := openStore(t, dir, Options{Now: clock.Now})
+	created := clock.Now()
+	store(t, s, "k", 100, 50)
+	clock.Advance(time.Hour)
+	e := mustGet(t, s, "k")
+	got1 := clock.Now()
+	if a := e.Meta().Accessed; !a.Equal(got1) {
+		t.Errorf("Meta().Accessed after Get = %v, want %v", a, got1)
+	}
+	if m := mustLoad(t, s, "k"); !m.Accessed.Equal(created) {
+		t.Errorf("index Accessed right after Get = %v, want %v (no write per Get)", m.Accessed, created)
+	}
+	flush(t, s)
+	if m := mustLoad(t, s, "k"); !m.Accessed.Equal(got1) {
+		t.Errorf("index Accessed after a flush = %v, want %v", m.Accessed, got1)
+	}
+
+	// A checkpoint whose snapshot predates a Get that a pass has already
+	// persisted; simulated by moving the live Accessed back.
+	clock.Advance(time.Hour)
+	access(t, s, "k") // e is still held: the same live entry
+	got2 := clock.Now()
+	flush(t, s)
+	e.mu.Lock()
+	e.meta.Accessed = got1
+	e.mu.Unlock()
+	writeRange(t, e, 0, rangeutil.Range{Start: 50, End: 60})
+	if err := e.Checkpoint(); err != nil {
+		t.Fatalf("Checkpoint() = %v, want nil", err)
+	}
+	if m := mustLoad(t, s, "k"); !m.Accessed.Equal(got2) || !m.Ranges.Equal(set([2]int64{0, 60})) {
+		t.Errorf("index Accessed, Ranges after an older snapshot's checkpoint = %v, %v, want %v, [0,60)", m.Accessed, m.Ranges, got2)
+	}
+	e.Release()
+
+	clock.Advance(time.Hour)
+	access(t, s, "k")
+	got3 := clock.Now()
+	mustClose(t, s) // persists what no pass did
+	s = openStore(t, dir, Options{Now: clock.Now})
+	defer mustClose(t, s)
+	if m := mustLoad(t, s, "k"); !m.Accessed.Equal(got3) || !m.Created.Equal(created) {
+		t.Errorf("after reopen, index Accessed, Created = %v, %v, want %v, %v", m.Accessed, m.Created, got3, created)
+	}
+}
+
+func flush(t *testing.T, s *Store) {
+	t.Helper()
+	if err := s.flushTouches(); err != nil {
+		t.Fatalf("flushTouches() = %v, want nil", err)
+	}
+}
+
+func mustLoad(t *testing.T, s *Store, key string) *Meta {
+	t.Helper()
+	m, err := s.load(key)
+	if err != nil || m == nil {
+		t.Fatalf("load(%q) = %v, %v, want metadata", key, m, err)
+	}
+	return m
 }
 
 // TestOpenRemovesStrays: at Open, body files that no record names are

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"errors"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -101,7 +102,9 @@ func record(txn *badger.Txn, key string) (m *Meta, exists bool, err error) {
 	return m, true, err
 }
 
-// putOp writes m as the record of m.Key.
+// putOp writes m as the record of m.Key. If the record is the same version
+// and a flush of access times (touchOp) gave it a later Accessed than m's
+// snapshot has, that one is kept: Accessed never goes back.
 func putOp(m Meta) indexOp {
 	return func(txn *badger.Txn) (int64, uint64, error) {
 		old, _, err := record(txn, m.Key)
@@ -111,6 +114,9 @@ func putOp(m Meta) indexOp {
 		delta := m.Ranges.Covered()
 		if old != nil {
 			delta -= old.Ranges.Covered()
+			if old.ID == m.ID && old.Accessed.After(m.Accessed) {
+				m.Accessed = old.Accessed
+			}
 		}
 		b, err := encodeMeta(&m)
 		if err != nil {
@@ -134,6 +140,23 @@ func deleteOp(key string, id uint64) indexOp {
 			delta = -m.Ranges.Covered()
 		}
 		return delta, id, txn.Delete(indexKey(key))
+	}
+}
+
+// touchOp sets Accessed of key's record to at, if the record is still
+// version id and was not accessed later.
+func touchOp(key string, id uint64, at time.Time) indexOp {
+	return func(txn *badger.Txn) (int64, uint64, error) {
+		m, _, err := record(txn, key)
+		if err != nil || m == nil || m.ID != id || !at.After(m.Accessed) {
+			return 0, 0, err
+		}
+		m.Accessed = at
+		b, err := encodeMeta(m)
+		if err != nil {
+			return 0, 0, err
+		}
+		return 0, 0, txn.Set(indexKey(key), b)
 	}
 }
 

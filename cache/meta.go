@@ -43,6 +43,11 @@ type Meta struct {
 	ResponseTime time.Time `json:"response_time"`
 	// Created is when this version was first stored.
 	Created time.Time `json:"created"`
+	// Accessed is when this version was last looked up (Store.Get) or
+	// created; eviction will drop the least recently accessed first.
+	// Lookups update it in memory and the store persists it in batches,
+	// not with an index write per lookup.
+	Accessed time.Time `json:"accessed"`
 }
 
 // Complete reports whether every byte of the body is present.

@@ -80,6 +80,7 @@ func TestMetaEncodeDecode(t *testing.T) {
 		RequestTime:   now,
 		ResponseTime:  now.Add(time.Second),
 		Created:       now.Add(-time.Hour),
+		Accessed:      now.Add(time.Minute),
 	}
 	b, err := encodeMeta(&m)
 	if err != nil {

@@ -41,6 +41,9 @@ type Options struct {
 	// twice this far ahead of the index waits, so a crash loses at most
 	// 2 × CheckpointBytes of a download. Zero means DefaultCheckpointBytes.
 	CheckpointBytes int64
+	// Now is the clock for the times the store records (Meta.Created,
+	// Meta.Accessed). Nil means time.Now.
+	Now func() time.Time
 	// Logger receives storage errors. Nil means slog.Default().
 	Logger *slog.Logger
 	// WrapFile, when set, wraps every body file the store opens (tests use
@@ -75,11 +78,14 @@ type Store struct {
 	// faults rate-limits storage error logs and pauses new versions.
 	faults storageFaults
 
-	// mu guards live.
+	// mu guards live and touched.
 	mu sync.Mutex
 	// live maps a key to the current version's live entry while anyone
 	// holds a reference to it.
 	live map[string]*Entry
+	// touched holds the lookups since the access times were last persisted
+	// (flushTouches), so that serving an entry costs no index write.
+	touched map[string]touch
 }
 
 // Open opens (creating if needed) the cache under dir: dir/index for Badger
@@ -103,7 +109,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		dir: dir, db: db, lock: lock, opts: opts, log: opts.Logger,
-		live: map[string]*Entry{},
+		live: map[string]*Entry{}, touched: map[string]touch{},
 	}
 	if err := s.reconcile(); err != nil {
 		return nil, errors.Join(err, db.Close(), lock.Close())
@@ -115,6 +121,9 @@ func Open(dir string, opts Options) (*Store, error) {
 func (o Options) withDefaults() Options {
 	if o.CheckpointBytes <= 0 {
 		o.CheckpointBytes = DefaultCheckpointBytes
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -162,8 +171,9 @@ func lockDir(dir string) (*os.File, error) {
 // Dir returns the cache directory.
 func (s *Store) Dir() string { return s.dir }
 
-// Close checkpoints every live entry, then closes the index and releases the
-// directory lock.
+// Close checkpoints every live entry, persists the access times recorded
+// since the last flush, then closes the index and releases the directory
+// lock.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	entries := make([]*Entry, 0, len(s.live))
@@ -176,17 +186,19 @@ func (s *Store) Close() error {
 		errs = append(errs, e.Checkpoint())
 	}
 	s.background.Wait()
-	errs = append(errs, s.db.Close(), s.lock.Close())
+	errs = append(errs, s.flushTouches(), s.db.Close(), s.lock.Close())
 	return errors.Join(errs...)
 }
 
 // Get returns the live entry for key with a reference the caller must
-// Release, or nil when nothing is stored under key.
+// Release, or nil when nothing is stored under key. A Get counts as an
+// access for eviction (Meta.Accessed).
 func (s *Store) Get(key string) (*Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.live[key]; ok {
 		e.refs++
+		s.touchLocked(e)
 		return e, nil
 	}
 	m, err := s.load(key)
@@ -201,6 +213,7 @@ func (s *Store) Get(key string) (*Entry, error) {
 	}
 	e := newEntry(s, *m, f)
 	s.live[key] = e
+	s.touchLocked(e)
 	return e, nil
 }
 
@@ -225,8 +238,12 @@ func (s *Store) create(key string, m Meta, r rangeutil.Range) (*Entry, *Fill, er
 	m.Key = key
 	m.ID = newID()
 	m.Ranges = rangeutil.Set{}
+	now := s.now()
 	if m.Created.IsZero() {
-		m.Created = time.Now()
+		m.Created = now
+	}
+	if m.Accessed.IsZero() {
+		m.Accessed = now
 	}
 	if s.faults.refusing() {
 		return nil, nil, fmt.Errorf("%w: not storing new versions after a recent failure", ErrStorage)
@@ -358,6 +375,8 @@ func (s *Store) keys() ([]string, error) {
 	}
 	return keys, nil
 }
+
+func (s *Store) now() time.Time { return s.opts.Now() }
 
 func indexKey(key string) []byte { return append([]byte("e/"), key...) }
 
