@@ -12,7 +12,7 @@ type touch struct {
 }
 
 // touchLocked records a lookup of e now: in its live metadata at once, in
-// the index at the next flushTouches (at Close, for now). A
+// the index at the next flushTouches (every minute, and at Close). A
 // Badger write per lookup would cost a sync per cache hit. The caller holds
 // s.mu.
 func (s *Store) touchLocked(e *Entry) {

@@ -17,8 +17,9 @@ type indexOp func(txn *badger.Txn) (delta int64, freed uint64, err error)
 // writeLocked applies ops to the index in as few transactions as Badger
 // accepts and keeps used in step with what committed: used is only right
 // if every index write goes through here. On an error the ops before it
-// stay committed. It returns the body files freed by committed ops. The
-// caller holds commitMu, which also keeps Badger from seeing conflicting
+// stay committed. It returns the body files freed by committed ops, and asks
+// for an eviction pass when the index claims more than MaxSize. The caller
+// holds commitMu, which also keeps Badger from seeing conflicting
 // transactions.
 func (s *Store) writeLocked(ops []indexOp) ([]uint64, error) {
 	b := indexBatch{s: s, txn: s.db.NewTransaction(true)}
@@ -29,6 +30,7 @@ func (s *Store) writeLocked(ops []indexOp) ([]uint64, error) {
 		}
 	}
 	freed, cerr := b.finish()
+	s.kickLocked()
 	return freed, errors.Join(err, cerr)
 }
 

@@ -44,15 +44,24 @@ type Meta struct {
 	// Created is when this version was first stored.
 	Created time.Time `json:"created"`
 	// Accessed is when this version was last looked up (Store.Get) or
-	// created; eviction will drop the least recently accessed first.
-	// Lookups update it in memory and the store persists it in batches,
-	// not with an index write per lookup.
+	// created; eviction drops the least recently accessed first. Lookups
+	// update it in memory and the store persists it in batches every minute
+	// and at Close, so a crash may lose a minute of them.
+	// Zero in records written before the field existed: Created stands in.
 	Accessed time.Time `json:"accessed"`
 }
 
 // Complete reports whether every byte of the body is present.
 func (m *Meta) Complete() bool {
 	return m.Size >= 0 && m.Ranges.Contains(rangeutil.Range{Start: 0, End: m.Size})
+}
+
+// lastUse returns when the version was last accessed, for eviction.
+func (m *Meta) lastUse() time.Time {
+	if m.Accessed.After(m.Created) {
+		return m.Accessed
+	}
+	return m.Created
 }
 
 func (m *Meta) clone() Meta {

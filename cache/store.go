@@ -8,7 +8,7 @@
 // (one checkpoint at a time per entry) is taken before Store.commitMu and
 // Entry.mu, never while Store.mu is held. Store.mu is held across an index
 // write (commitMu) only where a Get must not see the record in between:
-// dropping a record whose body file is gone.
+// eviction and dropping a record whose body file is gone.
 package cache
 
 import (
@@ -34,6 +34,9 @@ var ErrLocked = errors.New("cache: directory in use by another resumeproxy")
 // DefaultCheckpointBytes is the default for Options.CheckpointBytes.
 const DefaultCheckpointBytes = 4 << 20
 
+// DefaultPartialTTL is the default for Options.PartialTTL.
+const DefaultPartialTTL = 7 * 24 * time.Hour
+
 // Options configure a Store. The zero value is valid.
 type Options struct {
 	// CheckpointBytes is how many bytes may be written to an entry between two
@@ -41,14 +44,34 @@ type Options struct {
 	// twice this far ahead of the index waits, so a crash loses at most
 	// 2 × CheckpointBytes of a download. Zero means DefaultCheckpointBytes.
 	CheckpointBytes int64
+	// MaxSize bounds the bytes the cache keeps. A version counts the bytes
+	// present in its body file (Meta.Ranges.Covered()) as the index claims
+	// them, not the file's apparent size: body files are sparse, and a
+	// partial download of a 4 GiB image may hold a few MiB. When the total
+	// exceeds MaxSize, the least recently accessed versions, complete or
+	// partial, are evicted down to 90% of it; versions in use are never
+	// evicted. Zero (or negative) means automatic: a quarter of the
+	// filesystem holding the cache, measured at Open, at least 1 GiB and at
+	// most 100 GiB.
+	MaxSize int64
+	// PartialTTL is how long a partial version (some byte missing) is kept
+	// without being accessed before it is evicted (checked hourly). Zero (or
+	// negative) means DefaultPartialTTL (7 days).
+	PartialTTL time.Duration
 	// Now is the clock for the times the store records (Meta.Created,
-	// Meta.Accessed). Nil means time.Now.
+	// Meta.Accessed) and for PartialTTL. Nil means time.Now.
 	Now func() time.Time
 	// Logger receives storage errors. Nil means slog.Default().
 	Logger *slog.Logger
 	// WrapFile, when set, wraps every body file the store opens (tests use
 	// it to inject faults). Nil means the files are used as they are.
 	WrapFile func(File) File
+
+	// Test knobs. evictEvery and gcEvery override evictInterval and
+	// gcInterval when positive; manual starts no maintenance goroutine, so
+	// that a test runs eviction passes itself, at known points.
+	evictEvery, gcEvery time.Duration
+	manual              bool
 }
 
 // Store is an open cache directory.
@@ -63,11 +86,19 @@ type Store struct {
 	// waits for them before closing the index.
 	background sync.WaitGroup
 
+	// quit, closed by Close, stops the maintenance goroutine (eviction and
+	// value-log GC), which maint counts. kick asks it for an eviction pass
+	// now; its capacity of one coalesces requests.
+	quit     chan struct{}
+	stopOnce sync.Once
+	maint    sync.WaitGroup
+	kick     chan struct{}
+
 	// commitMu serialises index writes, so that a checkpoint of a replaced
 	// version can never overwrite its successor's metadata, and guards used.
 	commitMu sync.Mutex
 	// used is the sum of Ranges.Covered() over the index records: the bytes
-	// the index claims, which eviction is to keep under a limit. Every index
+	// the index claims, which eviction keeps under MaxSize. Every index
 	// write adjusts it (writeLocked); Open sums it once. Bytes written but
 	// not yet checkpointed (under 2 × CheckpointBytes per entry) and those of
 	// replaced versions still being read are not counted.
@@ -92,7 +123,8 @@ type Store struct {
 // and dir/data for body files. It fails with ErrLocked when another process
 // uses the directory.
 //
-// Open reconciles the index with the body files (see reconcile).
+// Open reconciles the index with the body files (see reconcile), then starts
+// the maintenance goroutine that Close stops.
 func Open(dir string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
@@ -109,18 +141,25 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		dir: dir, db: db, lock: lock, opts: opts, log: opts.Logger,
+		quit: make(chan struct{}), kick: make(chan struct{}, 1),
 		live: map[string]*Entry{}, touched: map[string]touch{},
 	}
+	s.setMaxSize()
 	if err := s.reconcile(); err != nil {
 		return nil, errors.Join(err, db.Close(), lock.Close())
 	}
+	s.startMaintenance()
 	return s, nil
 }
 
-// withDefaults fills in the defaults the Options fields document.
+// withDefaults fills in the defaults the Options fields document, except
+// the automatic MaxSize, which needs the directory (setMaxSize).
 func (o Options) withDefaults() Options {
 	if o.CheckpointBytes <= 0 {
 		o.CheckpointBytes = DefaultCheckpointBytes
+	}
+	if o.PartialTTL <= 0 {
+		o.PartialTTL = DefaultPartialTTL
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -171,10 +210,12 @@ func lockDir(dir string) (*os.File, error) {
 // Dir returns the cache directory.
 func (s *Store) Dir() string { return s.dir }
 
-// Close checkpoints every live entry, persists the access times recorded
-// since the last flush, then closes the index and releases the directory
-// lock.
+// Close stops the maintenance goroutine and waits for it, checkpoints every
+// live entry, persists the access times recorded since the last flush, then
+// closes the index and releases the directory lock.
 func (s *Store) Close() error {
+	s.stopOnce.Do(func() { close(s.quit) })
+	s.maint.Wait()
 	s.mu.Lock()
 	entries := make([]*Entry, 0, len(s.live))
 	for _, e := range s.live {
