@@ -43,7 +43,12 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: levelOf(cfg.LogLevel)}))
-	store, err := cache.Open(cfg.CacheDir, cache.Options{CheckpointBytes: int64(cfg.CheckpointInterval), Logger: log})
+	store, err := cache.Open(cfg.CacheDir, cache.Options{
+		CheckpointBytes: int64(cfg.CheckpointInterval),
+		MaxSize:         int64(cfg.MaxSize), // 0: automatic, as both document
+		PartialTTL:      cfg.PartialTTL,
+		Logger:          log,
+	})
 	if err != nil {
 		return err
 	}

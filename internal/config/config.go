@@ -29,6 +29,17 @@ type Config struct {
 	// between two checkpoints (sync, then commit to the index); a crash
 	// loses at most twice this much of a download. Default 4MiB.
 	CheckpointInterval Size `yaml:"checkpoint_interval"`
+	// MaxSize bounds the bytes the cache keeps, counted as the bytes present
+	// in the body files (which are sparse: a partial download takes only
+	// what it has). Over it, the least recently used downloads, complete or
+	// partial, are evicted down to 90%; a download in use is never evicted.
+	// 0 means automatic: a quarter of the filesystem holding cache_dir,
+	// measured at startup, at least 1GiB and at most 100GiB. Otherwise at
+	// least 1MiB. Default 0.
+	MaxSize Size `yaml:"max_size"`
+	// PartialTTL is how long an incomplete download is kept without being
+	// requested before it is evicted (checked hourly). Default 168h (7 days).
+	PartialTTL time.Duration `yaml:"partial_ttl"`
 	// Upstream configures requests to origin servers.
 	Upstream Upstream `yaml:"upstream"`
 	// QuickAbort decides what happens to a download its last client left.
@@ -74,6 +85,7 @@ func Default() Config {
 		Listen:             "127.0.0.1:3128",
 		CacheDir:           defaultCacheDir(),
 		CheckpointInterval: 4 << 20,
+		PartialTTL:         7 * 24 * time.Hour,
 		Upstream: Upstream{
 			Retries:        8,
 			RetryWindow:    2 * time.Minute,
@@ -123,11 +135,15 @@ func (c Config) Validate() error {
 	if c.CheckpointInterval < 64<<10 {
 		errs = append(errs, fmt.Errorf("checkpoint_interval: %d is below 64KiB", c.CheckpointInterval))
 	}
+	if c.MaxSize != 0 && c.MaxSize < 1<<20 { // a limit that small evicts everything at once
+		errs = append(errs, fmt.Errorf("max_size: %d is below 1MiB (0 means automatic)", c.MaxSize))
+	}
 	u := c.Upstream
 	for _, d := range []struct {
 		key string
 		v   time.Duration
 	}{
+		{"partial_ttl", c.PartialTTL},
 		{"upstream.retry_window", u.RetryWindow}, {"upstream.backoff_initial", u.BackoffInitial},
 		{"upstream.backoff_max", u.BackoffMax}, {"upstream.idle_timeout", u.IdleTimeout},
 	} {

@@ -37,6 +37,7 @@ func TestDefault(t *testing.T) {
 		Listen:             "127.0.0.1:3128",
 		CacheDir:           filepath.Join(home, "resumeproxy"),
 		CheckpointInterval: 4 << 20,
+		PartialTTL:         7 * 24 * time.Hour,
 		Upstream: Upstream{
 			Retries:        8,
 			RetryWindow:    2 * time.Minute,
@@ -114,6 +115,8 @@ func TestLoad(t *testing.T) {
 	all.Listen = "[::1]:8080"
 	all.CacheDir = "/var/cache/rp"
 	all.CheckpointInterval = 1 << 20
+	all.MaxSize = 20 << 30
+	all.PartialTTL = 48 * time.Hour
 	all.Upstream = Upstream{Retries: 3, RetryWindow: 90 * time.Second, BackoffInitial: time.Second,
 		BackoffMax: time.Minute, IdleTimeout: 5 * time.Second}
 	all.LogLevel = "debug"
@@ -131,6 +134,8 @@ func TestLoad(t *testing.T) {
 listen: "[::1]:8080"
 cache_dir: /var/cache/rp
 checkpoint_interval: 1MiB
+max_size: 20GiB
+partial_ttl: 48h
 upstream:
   retries: 3
   retry_window: 1m30s
@@ -185,6 +190,8 @@ func TestLoadRejects(t *testing.T) {
 		{"bad size", "checkpoint_interval: 4 parsecs\n", `line 1: invalid size "4 parsecs"`},
 		{"negative size", "checkpoint_interval: -1\n", "invalid size"},
 		{"bad duration", "upstream:\n  retry_window: soon\n", "soon"},
+		{"bad max_size", "max_size: 10 gigs\n", `line 1: invalid size "10 gigs"`},
+		{"days are not a duration unit", "partial_ttl: 7d\n", "7d"},
 		{"bad integer", "upstream:\n  retries: many\n", "many"},
 		{"not a mapping", "- listen\n", "cannot unmarshal"},
 		{"upstream not a mapping", "upstream: 3\n", "cannot unmarshal"},
@@ -294,6 +301,9 @@ func TestValidate(t *testing.T) {
 		{"", func(c *Config) { c.CheckpointInterval = 64 << 10 }},
 		{"", func(c *Config) { c.Upstream.Retries = 0 }},
 		{"", func(c *Config) { c.Upstream.BackoffInitial = time.Nanosecond }},
+		{"", func(c *Config) { c.MaxSize = 1 << 20 }},
+		{"", func(c *Config) { c.MaxSize = 1 << 40 }},
+		{"", func(c *Config) { c.PartialTTL = time.Second }},
 		{"", func(c *Config) { c.LogLevel = "debug" }},
 		{"", func(c *Config) { c.LogLevel = "warn" }},
 		{"", func(c *Config) { c.LogLevel = "error" }},
@@ -302,6 +312,11 @@ func TestValidate(t *testing.T) {
 		{"cache_dir", func(c *Config) { c.CacheDir = "" }},
 		{"checkpoint_interval", func(c *Config) { c.CheckpointInterval = 64<<10 - 1 }},
 		{"checkpoint_interval", func(c *Config) { c.CheckpointInterval = 0 }},
+		{"max_size", func(c *Config) { c.MaxSize = 1<<20 - 1 }},
+		{"max_size", func(c *Config) { c.MaxSize = 1 }},
+		{"max_size", func(c *Config) { c.MaxSize = -1 }},
+		{"partial_ttl", func(c *Config) { c.PartialTTL = 0 }},
+		{"partial_ttl", func(c *Config) { c.PartialTTL = -time.Hour }},
 		{"upstream.retries", func(c *Config) { c.Upstream.Retries = -1 }},
 		{"upstream.retry_window", func(c *Config) { c.Upstream.RetryWindow = 0 }},
 		{"upstream.backoff_initial", func(c *Config) { c.Upstream.BackoffInitial = -time.Second }},
@@ -332,6 +347,7 @@ func TestValidateAllInvalid(t *testing.T) {
 	cfg := Config{
 		Listen:             "nowhere",
 		CheckpointInterval: 1,
+		MaxSize:            1000,
 		Upstream:           Upstream{Retries: -1},
 		LogLevel:           "loud",
 	}
@@ -340,8 +356,9 @@ func TestValidateAllInvalid(t *testing.T) {
 		t.Fatalf("Validate(%+v) = nil, want errors", cfg)
 	}
 	lines := strings.Split(err.Error(), "\n")
-	keys := []string{"listen", "cache_dir", "checkpoint_interval", "upstream.retry_window", "upstream.backoff_initial",
-		"upstream.backoff_max", "upstream.idle_timeout", "quick_abort.max_time", "upstream.retries", "log_level"}
+	keys := []string{"listen", "cache_dir", "checkpoint_interval", "max_size", "partial_ttl", "upstream.retry_window",
+		"upstream.backoff_initial", "upstream.backoff_max", "upstream.idle_timeout", "quick_abort.max_time",
+		"upstream.retries", "log_level"}
 	if len(lines) != len(keys) {
 		t.Errorf("Validate(%+v) = %d errors, want %d:\n%v", cfg, len(lines), len(keys), err)
 	}
