@@ -150,7 +150,13 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	store, err := cache.Open(cfg.CacheDir, cache.Options{Logger: log})
+	// The configured limits, not the automatic ones: the store may evict
+	// while open, and must do as the proxy would.
+	store, err := cache.Open(cfg.CacheDir, cache.Options{
+		MaxSize:    int64(cfg.MaxSize),
+		PartialTTL: cfg.PartialTTL,
+		Logger:     log,
+	})
 	if err != nil {
 		return err
 	}

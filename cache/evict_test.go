@@ -711,3 +711,20 @@ func BenchmarkEvictPass(b *testing.B) {
 		}
 	}
 }
+
+// TestVerifyIsNotAnAccess: Verify reads every entry, which must not make
+// them all look recently used (it would erase the LRU order).
+func TestVerifyIsNotAnAccess(t *testing.T) {
+	clock := newClock()
+	s := manualStore(t, 1<<30, clock)
+	store(t, s, "k", 100, 100)
+	before := mustLoad(t, s, "k").Accessed
+	clock.Advance(time.Hour)
+	if _, err := s.Verify(func(string, int64) {}); err != nil {
+		t.Fatalf("Verify() error: %v", err)
+	}
+	flush(t, s)
+	if got := mustLoad(t, s, "k").Accessed; !got.Equal(before) {
+		t.Errorf("index Accessed after Verify = %v, want %v (unchanged)", got, before)
+	}
+}

@@ -196,7 +196,7 @@ func (s *Store) Verify(bad func(key string, block int64)) (VerifyReport, error) 
 		return rep, err
 	}
 	for _, key := range keys {
-		e, err := s.Get(key)
+		e, err := s.get(key, false) // checking every entry is no use of it: keep their LRU order
 		if err != nil || e == nil {
 			continue // vanished or unreadable: Get logged it
 		}

@@ -234,12 +234,18 @@ func (s *Store) Close() error {
 // Get returns the live entry for key with a reference the caller must
 // Release, or nil when nothing is stored under key. A Get counts as an
 // access for eviction (Meta.Accessed).
-func (s *Store) Get(key string) (*Entry, error) {
+func (s *Store) Get(key string) (*Entry, error) { return s.get(key, true) }
+
+// get is Get; with access false the access time stays as it was, for
+// maintenance that reads every entry (Verify), which is no use of it.
+func (s *Store) get(key string, access bool) (*Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.live[key]; ok {
 		e.refs++
-		s.touchLocked(e)
+		if access {
+			s.touchLocked(e)
+		}
 		return e, nil
 	}
 	m, err := s.load(key)
@@ -254,7 +260,9 @@ func (s *Store) Get(key string) (*Entry, error) {
 	}
 	e := newEntry(s, *m, f)
 	s.live[key] = e
-	s.touchLocked(e)
+	if access {
+		s.touchLocked(e)
+	}
 	return e, nil
 }
 
