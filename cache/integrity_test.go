@@ -2,6 +2,8 @@ package cache
 
 import (
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/resumeproxy/resumeproxy/rangeutil"
@@ -103,5 +105,39 @@ func corrupt(t *testing.T, path string, off int64) {
 	b[0] ^= 0x01
 	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStartupCheckAfterCrash: after a run that did not end with Close, the
+// blocks of the entries it wrote are checked in the background at startup
+// and bad ones dropped, without waiting for a read; after a clean Close
+// there is no such pass (first reads still check).
+func TestStartupCheckAfterCrash(t *testing.T) {
+	for _, crash := range []bool{true, false} {
+		t.Run(map[bool]string{true: "crash", false: "clean"}[crash], func(t *testing.T) {
+			dir := t.TempDir()
+			s, paths := storeWith(t, dir, 2*BlockSize, "k")
+			if crash {
+				crashed := filepath.Join(t.TempDir(), "crashed")
+				copyDir(t, dir, crashed) // the state a kill -9 would leave
+				mustClose(t, s)
+				dir = crashed
+				paths["k"] = filepath.Join(crashed, strings.TrimPrefix(paths["k"], s.dir))
+			} else {
+				mustClose(t, s)
+			}
+			corrupt(t, paths["k"], BlockSize+3)
+
+			s = openStore(t, dir, Options{})
+			s.background.Wait() // the startup check, if any, is done
+			m, err := s.load("k")
+			mustClose(t, s)
+			if err != nil || m == nil {
+				t.Fatalf("load(k) = %v, %v", m, err)
+			}
+			if claims := m.Ranges.Has(BlockSize + 3); claims == crash {
+				t.Errorf("after a %s stop the index claims the corrupt block: %v; want %v", map[bool]string{true: "crashed", false: "clean"}[crash], claims, !crash)
+			}
+		})
 	}
 }

@@ -33,6 +33,9 @@ type Meta struct {
 	// Ranges are the body bytes present in the body file. In the index it
 	// only ever lists bytes that were synced first (DESIGN invariant 5).
 	Ranges rangeutil.Set `json:"ranges"`
+	// Epoch is the run of the store (counted per Open) that last committed
+	// this record; after a crash, that run's entries are checked first.
+	Epoch uint64 `json:"epoch,omitempty"`
 	// Sums holds the CRC32C of every block (BlockSize bytes) that is
 	// complete in Ranges, indexed by block number; other slots are unused.
 	Sums []uint32 `json:"sums,omitempty"`

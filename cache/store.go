@@ -104,6 +104,9 @@ type Store struct {
 	// replaced versions still being read are not counted.
 	used int64
 
+	// epoch numbers this run (startEpoch); commits record it.
+	epoch uint64
+
 	// verified remembers the blocks checked against their sums.
 	verified verifiedBlocks
 	// faults rate-limits storage error logs and pauses new versions.
@@ -148,7 +151,15 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err := s.reconcile(); err != nil {
 		return nil, errors.Join(err, db.Close(), lock.Close())
 	}
+	prev, clean, err := s.startEpoch()
+	if err != nil {
+		return nil, errors.Join(err, db.Close(), lock.Close())
+	}
 	s.startMaintenance()
+	if !clean && prev > 0 {
+		s.background.Add(1)
+		go s.checkAfterCrash(prev)
+	}
 	return s, nil
 }
 
@@ -227,7 +238,11 @@ func (s *Store) Close() error {
 		errs = append(errs, e.Checkpoint())
 	}
 	s.background.Wait()
-	errs = append(errs, s.flushTouches(), s.db.Close(), s.lock.Close())
+	errs = append(errs, s.flushTouches())
+	if err := errors.Join(errs...); err == nil {
+		errs = append(errs, s.markClean()) // only when everything is checkpointed
+	}
+	errs = append(errs, s.db.Close(), s.lock.Close())
 	return errors.Join(errs...)
 }
 
@@ -369,6 +384,7 @@ func (s *Store) load(key string) (*Meta, error) {
 
 // commit writes m to the index unless e has been replaced or dropped.
 func (s *Store) commit(e *Entry, m Meta) error {
+	m.Epoch = s.epoch
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	if e.isObsolete() {
