@@ -5,7 +5,9 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -61,24 +63,16 @@ func (o *Options) setDefaults() {
 		o.Transport = NewTransport()
 	}
 	r := &o.Retry
-	r.Attempts = cmpOr(r.Attempts, 8)
-	r.MaxElapsed = cmpOr(r.MaxElapsed, 2*time.Minute)
-	r.InitialBackoff = cmpOr(r.InitialBackoff, 250*time.Millisecond)
-	r.MaxBackoff = cmpOr(r.MaxBackoff, 10*time.Second)
-	o.IdleTimeout = cmpOr(o.IdleTimeout, 30*time.Second)
-	o.QuickAbort.MaxTime = cmpOr(o.QuickAbort.MaxTime, 10*time.Minute)
-	o.Name = cmpOr(o.Name, "resumeproxy")
+	r.Attempts = cmp.Or(r.Attempts, 8)
+	r.MaxElapsed = cmp.Or(r.MaxElapsed, 2*time.Minute)
+	r.InitialBackoff = cmp.Or(r.InitialBackoff, 250*time.Millisecond)
+	r.MaxBackoff = cmp.Or(r.MaxBackoff, 10*time.Second)
+	o.IdleTimeout = cmp.Or(o.IdleTimeout, 30*time.Second)
+	o.QuickAbort.MaxTime = cmp.Or(o.QuickAbort.MaxTime, 10*time.Minute)
+	o.Name = cmp.Or(o.Name, "resumeproxy")
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // NewTransport returns the upstream transport: TLS verified against the
@@ -201,7 +195,7 @@ func isUpgrade(h http.Header) bool {
 type slogPrinter struct{ l *slog.Logger }
 
 func (s slogPrinter) Printf(format string, v ...any) {
-	s.l.Debug("goproxy", "msg", strings.TrimSpace(sprintf(format, v...)))
+	s.l.Debug("goproxy", "msg", strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
 
 // NewServer returns the HTTP server for p with the limits resumeproxy runs

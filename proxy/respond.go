@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -60,8 +59,6 @@ func upstreamErrorResponse(req *http.Request, err error) *http.Response {
 	}
 	return errorResponse(req, http.StatusBadGateway, "upstream failed: "+err.Error())
 }
-
-func sprintf(format string, v ...any) string { return fmt.Sprintf(format, v...) }
 
 type aborterKey struct{}
 

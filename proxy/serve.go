@@ -377,7 +377,10 @@ func (b *relayBody) Close() error {
 func (p *Proxy) fromEntry(req *http.Request, e *cache.Entry, xc string) *http.Response {
 	m := e.Meta()
 	v := validatorOf(m.Header)
-	h := http.Header(cloneMap(m.Header))
+	h := http.Header(m.Header) // Meta returned a copy: ours to change
+	if h == nil {
+		h = http.Header{}
+	}
 	h.Set("X-Cache", xc)
 	addVia(h, p.opts.Name)
 	if xc == xHit {
@@ -476,8 +479,4 @@ func cacheKey(u *url.URL) string {
 		k.Path = "/"
 	}
 	return k.String()
-}
-
-func cloneMap(h map[string][]string) map[string][]string {
-	return map[string][]string(http.Header(h).Clone())
 }
