@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 
 	"github.com/resumeproxy/resumeproxy/rangeutil"
@@ -138,6 +139,17 @@ func (e *Entry) ReadAt(p []byte, off int64) (int, error) {
 		return n, fmt.Errorf("cache: read %q at %d: %w", e.key, off, err)
 	}
 	return n, nil
+}
+
+// OpenReader opens a private read-only descriptor of the body file, so a
+// caller can seek it and hand it to sendfile (zero copy). Read only what
+// Available reported; close it when done.
+func (e *Entry) OpenReader() (*os.File, error) {
+	f, err := os.Open(e.store.bodyPath(e.id))
+	if err != nil {
+		return nil, fmt.Errorf("cache: open %q for reading: %w", e.key, err)
+	}
+	return f, nil
 }
 
 // File returns the body file, for reads of available bytes that bypass

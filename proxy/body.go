@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sync"
 
 	"github.com/resumeproxy/resumeproxy/cache"
@@ -100,6 +101,67 @@ func (b *entryBody) read(buf []byte) (int, error) {
 			return 0, b.ctx.Err()
 		}
 	}
+}
+
+// WriteTo sends the body to w, the response writer (io.Copy prefers it to
+// Read). Present bytes go through a private descriptor of the body file as
+// an io.LimitedReader of an *os.File, which net/http hands to sendfile on
+// plain HTTP: no copy through user space. Gaps go through Read, which
+// waits for fills, starts them and cuts the client when it must.
+func (b *entryBody) WriteTo(w io.Writer) (int64, error) {
+	f, err := b.e.OpenReader()
+	if err != nil {
+		b.p.log.Warn("no zero-copy path for this response", "key", b.e.Key(), "err", err)
+		return io.CopyBuffer(w, struct{ io.Reader }{b}, nil)
+	}
+	defer f.Close()
+	var total int64
+	for b.pos < b.end {
+		if n := min(b.e.Available(b.pos), b.end-b.pos); n > 0 && b.direct == nil {
+			m, err := b.sendFile(w, f, n)
+			total += m
+			if err != nil {
+				b.abort() // a failed read or a gone client: either way this response is over
+				return total, err
+			}
+			continue
+		}
+		m, err := b.copyGap(w)
+		total += m
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// sendFile writes n present bytes at pos from f.
+func (b *entryBody) sendFile(w io.Writer, f *os.File, n int64) (int64, error) {
+	if _, err := f.Seek(b.pos, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("proxy: seek body file: %w", err)
+	}
+	m, err := io.Copy(w, &io.LimitedReader{R: f, N: n})
+	b.pos += m
+	if err == nil && m < n {
+		err = fmt.Errorf("proxy: body file ended at %d, %d bytes early: %w", b.pos, n-m, io.ErrUnexpectedEOF)
+	}
+	return m, err
+}
+
+// copyGap moves one Read's worth of bytes through the waiting path.
+func (b *entryBody) copyGap(w io.Writer) (int64, error) {
+	bp := b.p.bufs.Get().(*[]byte)
+	defer b.p.bufs.Put(bp)
+	n, err := b.Read(*bp)
+	if n > 0 {
+		if _, werr := w.Write((*bp)[:n]); werr != nil {
+			return int64(n), werr
+		}
+	}
+	return int64(n), err
 }
 
 // Close releases the client's hold on the entry; if it was the last
