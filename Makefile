@@ -3,7 +3,7 @@ GO       ?= go
 PKGS     := ./...
 FUZZTIME ?= 20s
 
-.PHONY: run build test fuzz vet fmt clean
+.PHONY: run build test fuzz bench vet fmt clean
 
 ## run: serve on 127.0.0.1:3128 with the cache under the user's cache dir
 run:
@@ -24,6 +24,10 @@ fuzz:
 	@for t in FuzzParseRange FuzzParseContentRange FuzzSetOps FuzzSetUnmarshal; do \
 		$(GO) test ./rangeutil -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
+
+## bench: issue 4's table: each case through the proxy as a ratio to direct (BENCH_SIZE=1G ...)
+bench:
+	./scripts/bench.sh
 
 vet:
 	$(GO) vet $(PKGS)
