@@ -235,10 +235,11 @@ func (e *Entry) Checkpoint() error {
 	if err := e.file.Sync(); err != nil {
 		return e.store.storageFailed(fmt.Sprintf("sync %q", e.key), err)
 	}
-	if err := e.sumNewBlocks(&snap); err != nil {
+	fresh, err := e.sumNewBlocks(&snap)
+	if err != nil {
 		return err
 	}
-	if err := e.store.commit(e, snap); err != nil {
+	if err := e.store.commit(e, snap, fresh...); err != nil {
 		return err
 	}
 	e.mu.Lock()
@@ -313,8 +314,9 @@ func (e *Entry) Leave() {
 			if f.keepGoing != nil && f.keepGoing(f.pos, f.end) {
 				continue // finishes in the background; others may still join
 			}
-			// No one may join a fill that is stopping; a later client
-			// claims its bytes afresh (same version, same bytes).
+			// Stopping: it writes what its upstream already sent, then
+			// ends; a client arriving meanwhile joins it and then claims
+			// the rest afresh (Claim, entryBody).
 			f.abandoned = true
 			if f.cancel != nil {
 				cancels = append(cancels, f.cancel)

@@ -43,9 +43,9 @@ func (e *Entry) Claim(off, end int64) (f *Fill, owner bool) {
 		return nil, false
 	}
 	for _, f := range e.fills {
-		if f.abandoned {
-			continue
-		}
+		// A fill whose clients all left still writes what its upstream
+		// already sent before it stops: joining it (and claiming afresh
+		// when it ends) fetches none of those bytes twice.
 		if f.pos <= off && off < f.end {
 			return f, false
 		}
@@ -110,6 +110,14 @@ func (f *Fill) Validated() {
 	f.validated = true
 	f.e.signalLocked()
 	f.e.mu.Unlock()
+}
+
+// Stopping reports whether the fill's clients all left and it is winding
+// down: it still writes what its upstream already sent, then ends.
+func (f *Fill) Stopping() bool {
+	f.e.mu.Lock()
+	defer f.e.mu.Unlock()
+	return f.abandoned
 }
 
 // State returns whether the fill was validated, whether it is done and, if

@@ -52,11 +52,12 @@ func (e *Entry) blockSum(b, size int64) (uint32, error) {
 
 // sumNewBlocks computes the sums of the blocks complete in snap but not in
 // the durable set, after the file was synced: the sums describe the bytes
-// on disk. They are recorded in snap and in the live metadata, and those
-// blocks count as verified for this process.
-func (e *Entry) sumNewBlocks(snap *Meta) error {
+// on disk. They are recorded in snap and in the live metadata, those
+// blocks count as verified for this process, and it returns them for the
+// commit to store.
+func (e *Entry) sumNewBlocks(snap *Meta) ([]int64, error) {
 	if snap.Size < 0 {
-		return nil
+		return nil, nil
 	}
 	had := map[int64]bool{}
 	for _, b := range completeBlocks(e.durableRanges(), snap.Size) {
@@ -72,7 +73,7 @@ func (e *Entry) sumNewBlocks(snap *Meta) error {
 		}
 		sum, err := e.blockSum(b, snap.Size)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		snap.Sums[b] = sum
 		fresh = append(fresh, b)
@@ -84,7 +85,7 @@ func (e *Entry) sumNewBlocks(snap *Meta) error {
 	for _, b := range fresh {
 		e.markChecked(b)
 	}
-	return nil
+	return fresh, nil
 }
 
 // ErrCorrupt is reported for a block whose bytes do not match its checksum.

@@ -3,8 +3,11 @@ package cache
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/dgraph-io/badger/v4"
 
 	"github.com/resumeproxy/resumeproxy/rangeutil"
 )
@@ -139,5 +142,41 @@ func TestStartupCheckAfterCrash(t *testing.T) {
 				t.Errorf("after a %s stop the index claims the corrupt block: %v; want %v", map[bool]string{true: "crashed", false: "clean"}[crash], claims, !crash)
 			}
 		})
+	}
+}
+
+// TestSumsStoredPerBlock: block sums are not part of the record (a record
+// rewritten at every checkpoint would grow with the file), each is stored
+// once under its own key, they come back on load, and they go with the
+// version.
+func TestSumsStoredPerBlock(t *testing.T) {
+	dir := t.TempDir()
+	const size = 64*BlockSize + 1
+	s, _ := storeWith(t, dir, size, "k")
+	e := mustGet(t, s, "k")
+	id, sums := e.Meta().ID, e.Meta().Sums
+	e.Release()
+	var raw []byte
+	s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(indexKey("k"))
+		if err == nil {
+			raw, _ = item.ValueCopy(nil)
+		}
+		return err
+	})
+	if strings.Contains(string(raw), "sums") || len(raw) > 1024 {
+		t.Errorf("record of a %d-block entry is %d bytes and holds sums; want a small record without them", numBlocks(size), len(raw))
+	}
+	mustClose(t, s)
+
+	s = newStoreAt(t, dir)
+	e = mustGet(t, s, "k")
+	if got := e.Meta().Sums; len(got) != 65 || !slices.Equal(got, sums) {
+		t.Errorf("sums after reopen = %d of them, equal %v; want the 65 stored", len(got), slices.Equal(got, sums))
+	}
+	e.Drop()
+	e.Release()
+	if left, err := s.loadSums(id, size); err != nil || left != nil {
+		t.Errorf("sums after Drop and Release = %v, %v; want none", len(left), err)
 	}
 }

@@ -38,7 +38,8 @@ type Meta struct {
 	Epoch uint64 `json:"epoch,omitempty"`
 	// Sums holds the CRC32C of every block (BlockSize bytes) that is
 	// complete in Ranges, indexed by block number; other slots are unused.
-	Sums []uint32 `json:"sums,omitempty"`
+	// Not part of the record: each sum has its own key (sums.go).
+	Sums []uint32 `json:"-"`
 	// RequestTime and ResponseTime bracket the upstream exchange that produced
 	// (or last revalidated) Header; freshness is computed from them
 	// (RFC 9111 §4.2.3).

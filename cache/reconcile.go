@@ -1,10 +1,13 @@
 package cache
 
 import (
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // reconcile makes the index and the body files agree before anyone uses the
@@ -22,6 +25,7 @@ func (s *Store) reconcile() error {
 	var (
 		used int64
 		dead []indexOp
+		live = map[uint64]bool{}
 	)
 	err = s.eachRecord(func(key string, m *Meta, derr error) {
 		switch {
@@ -33,13 +37,44 @@ func (s *Store) reconcile() error {
 			dead = append(dead, deleteOp(key, m.ID))
 		default:
 			delete(files, m.ID)
+			live[m.ID] = true
 			used += m.Ranges.Covered()
 		}
 	})
 	if err != nil {
 		return fmt.Errorf("cache: scan index: %w", err)
 	}
+	if err := s.dropStraySums(live); err != nil {
+		return err
+	}
 	return s.dropStrays(dead, files, used)
+}
+
+// dropStraySums deletes the block sums of versions no record names (a
+// crash between storing a new version's sums and its record).
+func (s *Store) dropStraySums(live map[uint64]bool) error {
+	stray := map[uint64]bool{}
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("s/")})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if k := it.Item().Key(); len(k) == 2+8+8 {
+				if id := binary.BigEndian.Uint64(k[2:10]); !live[id] {
+					stray[id] = true
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cache: scan block sums: %w", err)
+	}
+	for id := range stray {
+		if err := s.deleteSums(id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // dropStrays deletes the dead records and the orphan files reconcile found,

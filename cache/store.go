@@ -267,6 +267,9 @@ func (s *Store) get(key string, access bool) (*Entry, error) {
 	if err != nil || m == nil {
 		return nil, err
 	}
+	if m.Sums, err = s.loadSums(m.ID, m.Size); err != nil {
+		return nil, err
+	}
 	f, err := s.openBody(s.bodyPath(m.ID), os.O_RDWR)
 	if err != nil {
 		// The index claims a body file that is gone: forget the entry.
@@ -354,6 +357,9 @@ func (s *Store) create(key string, m Meta, r rangeutil.Range) (*Entry, *Fill, er
 // removeBody deletes a body file that no version in the index names.
 func (s *Store) removeBody(id uint64) {
 	s.verified.forget(id)
+	if err := s.deleteSums(id); err != nil {
+		s.log.Error("cache: delete block sums", "id", id, "err", err)
+	}
 	if err := os.Remove(s.bodyPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.log.Error("cache: remove body file", "id", id, "err", err)
 	}
@@ -383,14 +389,20 @@ func (s *Store) load(key string) (*Meta, error) {
 }
 
 // commit writes m to the index unless e has been replaced or dropped.
-func (s *Store) commit(e *Entry, m Meta) error {
+func (s *Store) commit(e *Entry, m Meta, newSums ...int64) error {
 	m.Epoch = s.epoch
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	if e.isObsolete() {
 		return nil
 	}
-	if _, err := s.writeLocked([]indexOp{putOp(m)}); err != nil {
+	// Sums first: if Badger splits the write, a crash in between leaves a
+	// sum nobody claims, never a claimed block without its sum.
+	ops := make([]indexOp, 0, len(newSums)+1)
+	for _, b := range newSums {
+		ops = append(ops, putSumOp(m.ID, b, m.Sums[b]))
+	}
+	if _, err := s.writeLocked(append(ops, putOp(m))); err != nil {
 		return fmt.Errorf("cache: commit %q: %w", m.Key, err)
 	}
 	return nil

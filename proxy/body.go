@@ -74,6 +74,12 @@ func (b *entryBody) read(buf []byte) (int, error) {
 					b.direct = &directReader{budget: newBudget(b.p.opts.Retry, b.p.now)}
 					return b.readDirect(buf)
 				}
+				if errors.Is(err, context.Canceled) {
+					// It stopped because its earlier clients left, not
+					// because the upstream failed: claim what is missing.
+					waited = nil
+					continue
+				}
 				if err == nil {
 					err = cache.ErrFillAbandoned
 				}

@@ -125,6 +125,13 @@ func (p *Proxy) refill(req *http.Request, e *cache.Entry, need, gap rangeutil.Ra
 	case f == nil: // filled or replaced meanwhile
 		p.leave(e)
 		return nil
+	case !owner && f.Stopping():
+		// Its validation is old and it is about to end: a new response
+		// must ask upstream itself (invariant 2). Let it finish writing
+		// what it has, then claim the rest.
+		p.awaitEnd(req.Context(), e, f)
+		p.leave(e)
+		return nil
 	case !owner:
 		if !p.awaitValidation(req.Context(), e, f) {
 			p.leave(e)
@@ -211,6 +218,21 @@ func (p *Proxy) awaitValidation(ctx context.Context, e *cache.Entry, f *cache.Fi
 		case <-ch:
 		case <-ctx.Done():
 			return false
+		}
+	}
+}
+
+// awaitEnd waits until fill f has ended (or the client left).
+func (p *Proxy) awaitEnd(ctx context.Context, e *cache.Entry, f *cache.Fill) {
+	for {
+		ch := e.Changed()
+		if _, done, _ := f.State(); done {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
 		}
 	}
 }

@@ -1,0 +1,92 @@
+package cache
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Block sums live under their own keys, written once, when a block becomes
+// complete: a record that carried them all would be rewritten whole at every
+// checkpoint, which for a file of n blocks means n²/interval bytes written to
+// the index over its download.
+
+// sumPrefix is the key prefix of body file id's sums.
+func sumPrefix(id uint64) []byte { return binary.BigEndian.AppendUint64([]byte("s/"), id) }
+
+// sumKey names the CRC32C of block b of body file id.
+func sumKey(id uint64, b int64) []byte {
+	return binary.BigEndian.AppendUint64(sumPrefix(id), uint64(b))
+}
+
+// putSumOp stores one block's sum; it does not change the bytes the index
+// claims.
+func putSumOp(id uint64, b int64, sum uint32) indexOp {
+	return func(txn *badger.Txn) (int64, uint64, error) {
+		return 0, 0, txn.Set(sumKey(id, b), binary.BigEndian.AppendUint32(nil, sum))
+	}
+}
+
+// loadSums reads body file id's sums into a slice indexed by block, or nil
+// when none are stored (such a version is served unverified).
+func (s *Store) loadSums(id uint64, size int64) ([]uint32, error) {
+	if size < 0 {
+		return nil, nil
+	}
+	var sums []uint32
+	prefix := sumPrefix(id)
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 256})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			key := it.Item().Key()
+			b := int64(binary.BigEndian.Uint64(key[len(prefix):]))
+			if b >= numBlocks(size) {
+				continue // not of this size: ignore
+			}
+			if sums == nil {
+				sums = make([]uint32, numBlocks(size))
+			}
+			if err := it.Item().Value(func(v []byte) error {
+				if len(v) == 4 {
+					sums[b] = binary.BigEndian.Uint32(v)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cache: load sums of %016x: %w", id, err)
+	}
+	return sums, nil
+}
+
+// deleteSums removes body file id's sums once its file is gone. It takes no
+// store lock (callers may hold commitMu): nothing writes sums of a body
+// that no record names.
+func (s *Store) deleteSums(id uint64) error {
+	var keys [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: sumPrefix(id)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			keys = append(keys, it.Item().KeyCopy(nil))
+		}
+		return nil
+	})
+	if err != nil || len(keys) == 0 {
+		return err
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range keys {
+		if err := wb.Delete(k); err != nil {
+			return fmt.Errorf("cache: delete sums of %016x: %w", id, err)
+		}
+	}
+	return wb.Flush()
+}
