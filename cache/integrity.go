@@ -98,15 +98,20 @@ var ErrCorrupt = errors.New("cache: block does not match its checksum")
 func (e *Entry) verifyBlock(b int64) error {
 	m := e.Meta()
 	br := blockRange(b, m.Size)
-	if m.Size < 0 || b >= int64(len(m.Sums)) || !e.durableRanges().Contains(br) || e.store.verified.has(e.id, b) {
+	if m.Size < 0 || !e.durableRanges().Contains(br) || e.store.verified.has(e.id, b) {
 		e.markChecked(b)
 		return nil
+	}
+	want, ok, err := e.store.loadSum(e.id, b) // one key: a hit need not load them all
+	if err != nil || !ok {
+		e.markChecked(b) // stored before it had a sum: nothing to compare with
+		return err
 	}
 	sum, err := e.blockSum(b, m.Size)
 	if err != nil {
 		return err
 	}
-	if sum != m.Sums[b] {
+	if sum != want {
 		e.store.log.Warn("cache: corrupt block dropped; it will be fetched again", "key", e.key, "block", b)
 		return errors.Join(ErrCorrupt, e.dropBlock(b))
 	}
@@ -223,10 +228,14 @@ func (e *Entry) verifyAll() (int, []int64, error) {
 	if m.Size < 0 {
 		return 0, nil, nil
 	}
+	sums, err := e.store.loadSums(e.id, m.Size)
+	if err != nil {
+		return 0, nil, err
+	}
 	var dropped []int64
 	checked := 0
 	for _, b := range completeBlocks(e.durableRanges(), m.Size) {
-		if b >= int64(len(m.Sums)) {
+		if b >= int64(len(sums)) {
 			continue // stored before it had a sum: nothing to compare with
 		}
 		checked++
@@ -234,7 +243,7 @@ func (e *Entry) verifyAll() (int, []int64, error) {
 		if err != nil {
 			return checked, dropped, err
 		}
-		if sum != m.Sums[b] {
+		if sum != sums[b] {
 			dropped = append(dropped, b)
 			if err := e.dropBlock(b); err != nil {
 				return checked, dropped, err

@@ -154,7 +154,15 @@ func TestSumsStoredPerBlock(t *testing.T) {
 	const size = 64*BlockSize + 1
 	s, _ := storeWith(t, dir, size, "k")
 	e := mustGet(t, s, "k")
-	id, sums := e.Meta().ID, e.Meta().Sums
+	id := e.Meta().ID
+	var sums []uint32 // what the blocks hash to, from the body file
+	for b := range numBlocks(size) {
+		sum, err := e.blockSum(b, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums = append(sums, sum)
+	}
 	e.Release()
 	var raw []byte
 	s.db.View(func(txn *badger.Txn) error {
@@ -171,8 +179,11 @@ func TestSumsStoredPerBlock(t *testing.T) {
 
 	s = newStoreAt(t, dir)
 	e = mustGet(t, s, "k")
-	if got := e.Meta().Sums; len(got) != 65 || !slices.Equal(got, sums) {
-		t.Errorf("sums after reopen = %d of them, equal %v; want the 65 stored", len(got), slices.Equal(got, sums))
+	if got, err := s.loadSums(id, size); err != nil || len(got) != 65 || !slices.Equal(got, sums) {
+		t.Errorf("sums after reopen = %d of them (err %v), equal %v; want the 65 stored", len(got), err, slices.Equal(got, sums))
+	}
+	if got, ok, err := s.loadSum(id, 64); err != nil || !ok || got != sums[64] {
+		t.Errorf("loadSum(last block) = %08x, %v, %v; want %08x, true, nil", got, ok, err, sums[64])
 	}
 	e.Drop()
 	e.Release()

@@ -36,9 +36,10 @@ type Meta struct {
 	// Epoch is the run of the store (counted per Open) that last committed
 	// this record; after a crash, that run's entries are checked first.
 	Epoch uint64 `json:"epoch,omitempty"`
-	// Sums holds the CRC32C of every block (BlockSize bytes) that is
-	// complete in Ranges, indexed by block number; other slots are unused.
-	// Not part of the record: each sum has its own key (sums.go).
+	// Sums holds the CRC32C of the blocks this process completed, indexed
+	// by block number, until they are committed; other slots are unused.
+	// Not part of the record: each sum has its own key (sums.go), read one
+	// at a time when a block is first verified.
 	Sums []uint32 `json:"-"`
 	// RequestTime and ResponseTime bracket the upstream exchange that produced
 	// (or last revalidated) Header; freshness is computed from them

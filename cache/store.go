@@ -267,9 +267,6 @@ func (s *Store) get(key string, access bool) (*Entry, error) {
 	if err != nil || m == nil {
 		return nil, err
 	}
-	if m.Sums, err = s.loadSums(m.ID, m.Size); err != nil {
-		return nil, err
-	}
 	f, err := s.openBody(s.bodyPath(m.ID), os.O_RDWR)
 	if err != nil {
 		// The index claims a body file that is gone: forget the entry.

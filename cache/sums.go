@@ -2,6 +2,7 @@ package cache
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
@@ -26,6 +27,30 @@ func putSumOp(id uint64, b int64, sum uint32) indexOp {
 	return func(txn *badger.Txn) (int64, uint64, error) {
 		return 0, 0, txn.Set(sumKey(id, b), binary.BigEndian.AppendUint32(nil, sum))
 	}
+}
+
+// loadSum reads block b's sum of body file id; ok is false when none is
+// stored.
+func (s *Store) loadSum(id uint64, b int64) (sum uint32, ok bool, err error) {
+	err = s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(sumKey(id, b))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) == 4 {
+				sum, ok = binary.BigEndian.Uint32(v), true
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("cache: load sum %d of %016x: %w", b, id, err)
+	}
+	return sum, ok, nil
 }
 
 // loadSums reads body file id's sums into a slice indexed by block, or nil
