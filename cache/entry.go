@@ -152,11 +152,6 @@ func (e *Entry) OpenReader() (*os.File, error) {
 	return f, nil
 }
 
-// File returns the body file, for reads of available bytes that bypass
-// ReadAt (a zero-copy path can type-assert it to *os.File). The caller must
-// not write to it or close it.
-func (e *Entry) File() File { return e.file }
-
 // WriteAt writes body bytes at off and makes them readable. Every
 // CheckpointBytes it starts a checkpoint in the background; when the
 // unclaimed bytes reach twice that, it waits for one.

@@ -422,9 +422,15 @@ func readAll(e *Entry, f *Fill, size int64, want []byte) error {
 	return readWith(e, f, size, want, e.ReadAt)
 }
 
-// readAllFile is readAll through File(), the zero-copy path.
+// readAllFile is readAll through OpenReader's descriptor, the one the
+// zero-copy (sendfile) path reads from.
 func readAllFile(e *Entry, f *Fill, size int64, want []byte) error {
-	return readWith(e, f, size, want, e.File().ReadAt)
+	r, err := e.OpenReader()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return readWith(e, f, size, want, r.ReadAt)
 }
 
 func readWith(e *Entry, f *Fill, size int64, want []byte, readAt func([]byte, int64) (int, error)) error {
