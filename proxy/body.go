@@ -44,6 +44,12 @@ func (b *entryBody) Read(buf []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n, err := b.read(buf)
+	return n, b.failed(err)
+}
+
+// failed logs why the response cannot go on, unless the client left, and
+// cuts the client connection; it returns err.
+func (b *entryBody) failed(err error) error {
 	switch {
 	case err == nil:
 	case b.ctx.Err() != nil:
@@ -52,27 +58,40 @@ func (b *entryBody) Read(buf []byte) (int, error) {
 		b.p.log.Warn("cannot complete response; cutting client connection", "key", b.e.Key(), "at", b.pos, "err", err)
 		b.abort()
 	}
-	return n, err
+	return err
 }
 
 func (b *entryBody) read(buf []byte) (int, error) {
-	if b.direct != nil {
-		return b.readDirect(buf)
+	if b.direct == nil {
+		avail, err := b.await()
+		if err != nil {
+			return 0, err
+		}
+		if avail > 0 {
+			n := int(min(int64(len(buf)), avail))
+			n, err := b.e.ReadAt(buf[:n], b.pos)
+			b.pos += int64(n)
+			return n, err
+		}
 	}
+	return b.readDirect(buf) // the cache cannot store these bytes
+}
+
+// await waits until the bytes at pos are present and returns how many are,
+// up to end. It returns 0 and no error when the cache cannot store them
+// (b.direct is set then, and the rest comes straight from upstream).
+func (b *entryBody) await() (int64, error) {
 	var waited *cache.Fill
 	for {
 		changed := b.e.Changed()
 		if avail := b.e.Available(b.pos); avail > 0 {
-			n := int(min(int64(len(buf)), avail, b.end-b.pos))
-			n, err := b.e.ReadAt(buf[:n], b.pos)
-			b.pos += int64(n)
-			return n, err
+			return min(avail, b.end-b.pos), nil
 		}
 		if waited != nil {
 			if _, done, err := waited.State(); done {
 				if errors.Is(err, cache.ErrStorage) {
 					b.direct = &directReader{budget: newBudget(b.p.opts.Retry, b.p.now)}
-					return b.readDirect(buf)
+					return 0, nil
 				}
 				if errors.Is(err, context.Canceled) {
 					// It stopped because its earlier clients left, not
@@ -110,10 +129,10 @@ func (b *entryBody) read(buf []byte) (int, error) {
 }
 
 // WriteTo sends the body to w, the response writer (io.Copy prefers it to
-// Read). Present bytes go through a private descriptor of the body file as
-// an io.LimitedReader of an *os.File, which net/http hands to sendfile on
-// plain HTTP: no copy through user space. Gaps go through Read, which
-// waits for fills, starts them and cuts the client when it must.
+// Read). Bytes go through a private descriptor of the body file as an
+// io.LimitedReader of an *os.File, which net/http hands to sendfile on
+// plain HTTP: no copy through user space, also for a client that waits at
+// the edge of a fill. Only bytes the cache cannot store go through Read.
 func (b *entryBody) WriteTo(w io.Writer) (int64, error) {
 	f, err := b.e.OpenReader()
 	if err != nil {
@@ -123,21 +142,25 @@ func (b *entryBody) WriteTo(w io.Writer) (int64, error) {
 	defer f.Close()
 	var total int64
 	for b.pos < b.end {
-		if n := min(b.e.Available(b.pos), b.end-b.pos); n > 0 && b.direct == nil {
-			m, err := b.sendFile(w, f, n)
+		if b.direct != nil {
+			m, err := b.copyDirect(w)
 			total += m
 			if err != nil {
-				b.abort() // a failed read or a gone client: either way this response is over
 				return total, err
 			}
 			continue
 		}
-		m, err := b.copyGap(w)
-		total += m
-		if errors.Is(err, io.EOF) {
-			break
-		}
+		n, err := b.await()
 		if err != nil {
+			return total, b.failed(err)
+		}
+		if n == 0 {
+			continue // the cache failed: b.direct is set
+		}
+		m, err := b.sendFile(w, f, n)
+		total += m
+		if err != nil {
+			b.abort() // a failed read or a gone client: either way this response is over
 			return total, err
 		}
 	}
@@ -157,8 +180,9 @@ func (b *entryBody) sendFile(w io.Writer, f *os.File, n int64) (int64, error) {
 	return m, err
 }
 
-// copyGap moves one Read's worth of bytes through the waiting path.
-func (b *entryBody) copyGap(w io.Writer) (int64, error) {
+// copyDirect moves one Read's worth of bytes that come straight from
+// upstream.
+func (b *entryBody) copyDirect(w io.Writer) (int64, error) {
 	bp := b.p.bufs.Get().(*[]byte)
 	defer b.p.bufs.Put(bp)
 	n, err := b.Read(*bp)
@@ -166,6 +190,9 @@ func (b *entryBody) copyGap(w io.Writer) (int64, error) {
 		if _, werr := w.Write((*bp)[:n]); werr != nil {
 			return int64(n), werr
 		}
+	}
+	if errors.Is(err, io.EOF) {
+		err = nil
 	}
 	return int64(n), err
 }
