@@ -45,6 +45,7 @@ func run(args []string, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: levelOf(cfg.LogLevel)}))
 	store, err := cache.Open(cfg.CacheDir, cache.Options{
 		CheckpointBytes: int64(cfg.CheckpointInterval),
+		SyncBytes:       int64(cfg.SyncInterval),
 		MaxSize:         int64(cfg.MaxSize), // 0: automatic, as both document
 		PartialTTL:      cfg.PartialTTL,
 		Logger:          log,

@@ -20,8 +20,10 @@ var ErrObsolete = errors.New("cache: entry version is obsolete")
 // a reference from Store.Get or Store.Create and calls Release once.
 //
 // Bytes become readable as soon as WriteAt returns (they are in the page
-// cache); they become durable, and claimed by the index, at the next
-// Checkpoint.
+// cache, so they also survive a crash of this process); the index claims
+// them at the next Checkpoint. Syncs to the disk run in the background and
+// never hold a writer: what a power loss takes, the next start finds by the
+// block sums (see Store.Open).
 type Entry struct {
 	store *Store
 	key   string
@@ -39,12 +41,16 @@ type Entry struct {
 	mu sync.Mutex
 	// meta is the current metadata; meta.Ranges lists the bytes written.
 	meta Meta
-	// durable lists the bytes synced and committed to the index.
+	// durable lists the bytes committed to the index (claimed).
 	durable rangeutil.Set
-	// unsynced counts bytes written since the last checkpoint.
-	unsynced int64
+	// sinceCheckpoint counts bytes written since the last checkpoint.
+	sinceCheckpoint int64
 	// checkpointing is set while a background checkpoint runs.
 	checkpointing bool
+	// sinceSync counts bytes written since the last sync to disk started;
+	// syncing is set while a background sync runs.
+	sinceSync int64
+	syncing   bool
 	// obsolete is set when the version is replaced or dropped; it is never
 	// committed again and its file is removed at the last Release.
 	obsolete bool
@@ -59,6 +65,9 @@ type Entry struct {
 	// clients counts the clients reading (or about to read) this entry;
 	// when it drops to zero every fill is abandoned.
 	clients int
+
+	// sums follows the blocks being written, for their checksums.
+	sums runningSums
 }
 
 func newEntry(s *Store, m Meta, f File) *Entry {
@@ -154,36 +163,47 @@ func (e *Entry) OpenReader() (*os.File, error) {
 
 // WriteAt writes body bytes at off and makes them readable. Every
 // CheckpointBytes it starts a checkpoint in the background; when the
-// unclaimed bytes reach twice that, it waits for one.
+// unclaimed bytes reach twice that, it waits for one. Every SyncBytes it
+// starts a sync to disk in the background, which it never waits for.
 func (e *Entry) WriteAt(p []byte, off int64) (int, error) {
 	if e.isObsolete() {
 		return 0, ErrObsolete
 	}
 	n, err := e.file.WriteAt(p, off)
+	e.sums.add(p[:n], off) // before the bytes count as written, so a checkpoint finds their sum
 	e.mu.Lock()
 	e.meta.Ranges.Insert(rangeutil.Range{Start: off, End: off + int64(n)})
-	e.unsynced += int64(n)
-	unsynced := e.unsynced
+	e.sinceCheckpoint += int64(n)
+	sinceCheckpoint := e.sinceCheckpoint
 	unclaimed := e.meta.Ranges.Covered() - e.durable.Covered()
+	e.sinceSync += int64(n)
+	syncDue := e.sinceSync >= e.store.opts.SyncBytes && !e.syncing
+	if syncDue {
+		e.sinceSync, e.syncing = 0, true
+	}
 	e.signalLocked()
 	e.mu.Unlock()
+	if syncDue {
+		e.syncAsync()
+	}
 	if err != nil {
 		return n, e.store.storageFailed(fmt.Sprintf("write %q at %d", e.key, off), err)
 	}
 	switch every := e.store.opts.CheckpointBytes; {
 	case unclaimed >= 2*every:
-		// Background checkpoints fell behind (a slow disk): wait for one,
-		// so a crash never loses more than two intervals.
+		// Background checkpoints fell behind (a busy index): wait for
+		// one, so a crash never loses more than two intervals.
 		return n, e.Checkpoint()
-	case unsynced >= every:
+	case sinceCheckpoint >= every:
 		e.checkpointAsync()
 	}
 	return n, nil
 }
 
 // checkpointAsync runs a checkpoint in the background, at most one at a
-// time, so that the writer never waits for fsync: a stalled writer lets
-// the upstream connection's buffers fill, which is waste when it is cut.
+// time, so that the writer never waits for the index: a stalled writer
+// lets the upstream connection's buffers fill, which is waste when it is
+// cut.
 func (e *Entry) checkpointAsync() {
 	e.mu.Lock()
 	busy := e.checkpointing
@@ -203,16 +223,21 @@ func (e *Entry) checkpointAsync() {
 			}
 			// Writes that fell due meanwhile were not checkpointed: go again.
 			e.mu.Lock()
-			again = e.unsynced >= e.store.opts.CheckpointBytes && !e.obsolete
+			again = e.sinceCheckpoint >= e.store.opts.CheckpointBytes && !e.obsolete
 			e.checkpointing = again
 			e.mu.Unlock()
 		}
 	}()
 }
 
-// Checkpoint makes the bytes written so far durable and claims them in the
-// index: sync the body file first, then commit the range set (DESIGN
-// invariant 5). It does nothing for an obsolete version.
+// Checkpoint claims the bytes written so far in the index: it commits the
+// range set, with the sums of the blocks that became complete. The bytes
+// are in the body file already (WriteAt returned), so after a crash of the
+// process every claimed byte reads back as written. It does not sync to
+// disk: that runs apart (syncAsync, Store.Close), at a cadence the disk can
+// keep up with, and what a power loss takes from claimed bytes the next
+// start cuts back or finds by the block sums (Store.Open). It does nothing
+// for an obsolete version.
 func (e *Entry) Checkpoint() error {
 	e.ckMu.Lock()
 	defer e.ckMu.Unlock()
@@ -222,13 +247,10 @@ func (e *Entry) Checkpoint() error {
 		return nil
 	}
 	snap := e.meta.clone() // written before the sync below, so covered by it
-	e.unsynced = 0
+	e.sinceCheckpoint = 0
 	e.mu.Unlock()
 	if snap.Ranges.Equal(e.durableRanges()) {
 		return nil
-	}
-	if err := e.file.Sync(); err != nil {
-		return e.store.storageFailed(fmt.Sprintf("sync %q", e.key), err)
 	}
 	fresh, err := e.sumNewBlocks(&snap)
 	if err != nil {
@@ -241,6 +263,27 @@ func (e *Entry) Checkpoint() error {
 	e.durable = snap.Ranges
 	e.mu.Unlock()
 	return nil
+}
+
+// syncAsync syncs the body file to disk in the background, then the index,
+// so a power loss takes at most about SyncBytes of this download (and the
+// kernel's own write-back bounds what it takes of the rest). The caller set
+// e.syncing.
+func (e *Entry) syncAsync() {
+	e.Acquire()
+	e.store.background.Add(1)
+	go func() {
+		defer e.store.background.Done()
+		defer e.Release()
+		if err := e.file.Sync(); err != nil {
+			e.store.storageFailed(fmt.Sprintf("sync %q", e.key), err) // logs it
+		} else if err := e.store.db.Sync(); err != nil {
+			e.store.log.Error("cache: sync index", "err", err)
+		}
+		e.mu.Lock()
+		e.syncing = false
+		e.mu.Unlock()
+	}()
 }
 
 func (e *Entry) durableRanges() rangeutil.Set {

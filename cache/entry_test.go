@@ -74,7 +74,7 @@ func TestUpdateRacesCheckpoint(t *testing.T) {
 				t.Errorf("Checkpoint() = %v, want nil", err)
 			}
 		})
-		waitFor(e, func() bool { return e.unsynced == 0 }) // snapshot taken
+		waitFor(e, func() bool { return e.sinceCheckpoint == 0 }) // snapshot taken
 		if err := e.Update(func(m *Meta) { m.Header["Cache-Control"] = []string{"max-age=60"} }); err != nil {
 			t.Errorf("Update() = %v, want nil", err)
 		}

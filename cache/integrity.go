@@ -51,10 +51,11 @@ func (e *Entry) blockSum(b, size int64) (uint32, error) {
 }
 
 // sumNewBlocks computes the sums of the blocks complete in snap but not in
-// the durable set, after the file was synced: the sums describe the bytes
-// on disk. They are recorded in snap and in the live metadata, those
-// blocks count as verified for this process, and it returns them for the
-// commit to store.
+// the durable set: from the bytes as they were written when WriteAt saw
+// the whole block in order (runningSums), else by reading the block back.
+// They are recorded in snap and in the live metadata, those blocks count
+// as verified for this process, and it returns them for the commit to
+// store.
 func (e *Entry) sumNewBlocks(snap *Meta) ([]int64, error) {
 	if snap.Size < 0 {
 		return nil, nil
@@ -71,9 +72,12 @@ func (e *Entry) sumNewBlocks(snap *Meta) ([]int64, error) {
 		if had[b] {
 			continue
 		}
-		sum, err := e.blockSum(b, snap.Size)
-		if err != nil {
-			return nil, err
+		sum, ok := e.sums.take(b, blockRange(b, snap.Size).Len())
+		if !ok {
+			var err error
+			if sum, err = e.blockSum(b, snap.Size); err != nil {
+				return nil, err
+			}
 		}
 		snap.Sums[b] = sum
 		fresh = append(fresh, b)
@@ -228,14 +232,14 @@ func (e *Entry) verifyAll() (int, []int64, error) {
 	if m.Size < 0 {
 		return 0, nil, nil
 	}
-	sums, err := e.store.loadSums(e.id, m.Size)
+	sums, have, err := e.store.loadSums(e.id, m.Size)
 	if err != nil {
 		return 0, nil, err
 	}
 	var dropped []int64
 	checked := 0
 	for _, b := range completeBlocks(e.durableRanges(), m.Size) {
-		if b >= int64(len(sums)) {
+		if b >= int64(len(have)) || !have[b] {
 			continue // stored before it had a sum: nothing to compare with
 		}
 		checked++

@@ -31,10 +31,12 @@ type Meta struct {
 	// Size is the complete length of the body; -1 while unknown.
 	Size int64 `json:"size"`
 	// Ranges are the body bytes present in the body file. In the index it
-	// only ever lists bytes that were synced first (DESIGN invariant 5).
+	// only ever lists bytes written to the file before the commit (DESIGN
+	// invariant 5; after a power loss, Open cuts it to checksummed blocks).
 	Ranges rangeutil.Set `json:"ranges"`
 	// Epoch is the run of the store (counted per Open) that last committed
-	// this record; after a crash, that run's entries are checked first.
+	// this record; after a power loss, that run's entries are cut back and
+	// checked first.
 	Epoch uint64 `json:"epoch,omitempty"`
 	// Sums holds the CRC32C of the blocks this process completed, indexed
 	// by block number, until they are committed; other slots are unused.

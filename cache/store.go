@@ -34,16 +34,26 @@ var ErrLocked = errors.New("cache: directory in use by another resumeproxy")
 // DefaultCheckpointBytes is the default for Options.CheckpointBytes.
 const DefaultCheckpointBytes = 4 << 20
 
+// DefaultSyncBytes is the default for Options.SyncBytes.
+const DefaultSyncBytes = 64 << 20
+
 // DefaultPartialTTL is the default for Options.PartialTTL.
 const DefaultPartialTTL = 7 * 24 * time.Hour
 
 // Options configure a Store. The zero value is valid.
 type Options struct {
 	// CheckpointBytes is how many bytes may be written to an entry between two
-	// checkpoints (sync body, then commit its range set). A writer that gets
-	// twice this far ahead of the index waits, so a crash loses at most
-	// 2 × CheckpointBytes of a download. Zero means DefaultCheckpointBytes.
+	// checkpoints (commit its range set to the index). A writer that gets
+	// twice this far ahead of the index waits, so a crash of the process
+	// loses at most 2 × CheckpointBytes of a download. Zero means
+	// DefaultCheckpointBytes.
 	CheckpointBytes int64
+	// SyncBytes is how many bytes may be written to an entry between two
+	// syncs to disk, which run in the background: a power loss takes about
+	// this much of a download, besides what the kernel had not written back
+	// of its last bytes. Nothing waits for a sync, so the disk's sync rate
+	// never limits a download. Zero means DefaultSyncBytes.
+	SyncBytes int64
 	// MaxSize bounds the bytes the cache keeps. A version counts the bytes
 	// present in its body file (Meta.Ranges.Covered()) as the index claims
 	// them, not the file's apparent size: body files are sparse, and a
@@ -72,6 +82,9 @@ type Options struct {
 	// that a test runs eviction passes itself, at known points.
 	evictEvery, gcEvery time.Duration
 	manual              bool
+	// bootID, when set, replaces the kernel's boot id, so that a test can
+	// restart "the machine".
+	bootID func() string
 }
 
 // Store is an open cache directory.
@@ -104,8 +117,11 @@ type Store struct {
 	// replaced versions still being read are not counted.
 	used int64
 
-	// epoch numbers this run (startEpoch); commits record it.
-	epoch uint64
+	// epoch numbers this run (startEpoch); commits record it. bootID
+	// names the kernel boot it runs in ("" when unknown), which tells a
+	// crash of the process from a restart of the machine.
+	epoch  uint64
+	bootID string
 
 	// verified remembers the blocks checked against their sums.
 	verified verifiedBlocks
@@ -147,18 +163,28 @@ func Open(dir string, opts Options) (*Store, error) {
 		quit: make(chan struct{}), kick: make(chan struct{}, 1),
 		live: map[string]*Entry{}, touched: map[string]touch{},
 	}
+	s.bootID = opts.bootID()
 	s.setMaxSize()
 	if err := s.reconcile(); err != nil {
 		return nil, errors.Join(err, db.Close(), lock.Close())
 	}
-	prev, clean, err := s.startEpoch()
+	st, err := s.startEpoch()
 	if err != nil {
 		return nil, errors.Join(err, db.Close(), lock.Close())
 	}
+	if st.powerLost {
+		if err := s.cutUnsynced(st.dirty); err != nil {
+			return nil, errors.Join(err, db.Close(), lock.Close())
+		}
+		// What survived is on disk: the page cache did not.
+		if err := s.markSynced(); err != nil {
+			return nil, errors.Join(err, db.Close(), lock.Close())
+		}
+	}
 	s.startMaintenance()
-	if !clean && prev > 0 {
+	if !st.clean && st.prev > 0 {
 		s.background.Add(1)
-		go s.checkAfterCrash(prev)
+		go s.checkAfterCrash(st)
 	}
 	return s, nil
 }
@@ -169,6 +195,9 @@ func (o Options) withDefaults() Options {
 	if o.CheckpointBytes <= 0 {
 		o.CheckpointBytes = DefaultCheckpointBytes
 	}
+	if o.SyncBytes <= 0 {
+		o.SyncBytes = DefaultSyncBytes
+	}
 	if o.PartialTTL <= 0 {
 		o.PartialTTL = DefaultPartialTTL
 	}
@@ -178,6 +207,9 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.bootID == nil {
+		o.bootID = bootID
+	}
 	return o
 }
 
@@ -185,7 +217,11 @@ func (o Options) withDefaults() Options {
 func openIndex(dir string) (*badger.DB, error) {
 	bopts := badger.DefaultOptions(filepath.Join(dir, "index")).
 		WithLogger(nil).
-		WithSyncWrites(true). // checkpoints are rare; make each one survive power loss
+		// Commits survive a crash of the process without a sync (the
+		// write-ahead file is a shared mapping); syncs run with the body
+		// files' (Entry.syncAsync, Close), and after a power loss Open
+		// cuts back what the crashed run had not synced.
+		WithSyncWrites(false).
 		WithNumVersionsToKeep(1).
 		WithMemTableSize(8 << 20).
 		WithValueLogFileSize(64 << 20).
@@ -222,8 +258,9 @@ func lockDir(dir string) (*os.File, error) {
 func (s *Store) Dir() string { return s.dir }
 
 // Close stops the maintenance goroutine and waits for it, checkpoints every
-// live entry, persists the access times recorded since the last flush, then
-// closes the index and releases the directory lock.
+// live entry, persists the access times recorded since the last flush,
+// syncs the body files to disk and marks the run clean, then closes the
+// index and releases the directory lock.
 func (s *Store) Close() error {
 	s.stopOnce.Do(func() { close(s.quit) })
 	s.maint.Wait()
@@ -240,7 +277,11 @@ func (s *Store) Close() error {
 	s.background.Wait()
 	errs = append(errs, s.flushTouches())
 	if err := errors.Join(errs...); err == nil {
-		errs = append(errs, s.markClean()) // only when everything is checkpointed
+		if err := syncFS(s.dataDir()); err != nil {
+			errs = append(errs, s.storageFailed("sync the cache at shutdown", err))
+		} else {
+			errs = append(errs, s.markClean()) // only when everything is checkpointed and synced
+		}
 	}
 	errs = append(errs, s.db.Close(), s.lock.Close())
 	return errors.Join(errs...)
@@ -426,8 +467,11 @@ func (s *Store) forget(e *Entry) {
 
 func (s *Store) bodyPath(id uint64) string {
 	name := bodyName(id)
-	return filepath.Join(s.dir, "data", name[:2], name)
+	return filepath.Join(s.dataDir(), name[:2], name)
 }
+
+// dataDir is the directory of the body files.
+func (s *Store) dataDir() string { return filepath.Join(s.dir, "data") }
 
 // bodyName is the file name of body file id; bodyPath puts it in the
 // directory named by its first two characters.

@@ -224,9 +224,9 @@ func TestCloseDuringBackgroundCheckpoint(t *testing.T) {
 //
 // Closing the store would checkpoint them, so the store is never closed
 // before the check: the test copies the directory while the store is open,
-// which is what a kill -9 leaves behind, and opens the copy. Badger opened
-// with SyncWrites has the commit in its write-ahead memtable file before
-// Update returns, so the copy replays it; the copy is deterministic
+// which is what a kill -9 leaves behind, and opens the copy. Badger has the
+// commit in its write-ahead memtable file (a shared mapping) before Update
+// returns, so the copy replays it; the copy is deterministic
 // because nothing writes to the index between the last commit and the copy.
 // The live entry's durable field is checked as well, against the copy.
 func TestIndexClaimsOnlyDurableBytes(t *testing.T) {
@@ -360,7 +360,7 @@ func TestWriteAtCheckpointDueWhileBusy(t *testing.T) {
 
 	s.commitMu.Lock()
 	writeRange(t, e, 0, rangeutil.Range{Start: 0, End: ck})
-	waitFor(e, func() bool { return e.checkpointing && e.unsynced == 0 }) // its snapshot is taken
+	waitFor(e, func() bool { return e.checkpointing && e.sinceCheckpoint == 0 }) // its snapshot is taken
 	wrote := make(chan struct{})
 	go func() {
 		defer close(wrote)

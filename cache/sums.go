@@ -53,15 +53,15 @@ func (s *Store) loadSum(id uint64, b int64) (sum uint32, ok bool, err error) {
 	return sum, ok, nil
 }
 
-// loadSums reads body file id's sums into a slice indexed by block, or nil
-// when none are stored (such a version is served unverified).
-func (s *Store) loadSums(id uint64, size int64) ([]uint32, error) {
+// loadSums reads body file id's sums into slices indexed by block: the
+// sums, and whether block b has one (have[b]). Both are nil when none is
+// stored (such a version is served unverified).
+func (s *Store) loadSums(id uint64, size int64) (sums []uint32, have []bool, err error) {
 	if size < 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
-	var sums []uint32
 	prefix := sumPrefix(id)
-	err := s.db.View(func(txn *badger.Txn) error {
+	err = s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 256})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
@@ -71,11 +71,11 @@ func (s *Store) loadSums(id uint64, size int64) ([]uint32, error) {
 				continue // not of this size: ignore
 			}
 			if sums == nil {
-				sums = make([]uint32, numBlocks(size))
+				sums, have = make([]uint32, numBlocks(size)), make([]bool, numBlocks(size))
 			}
 			if err := it.Item().Value(func(v []byte) error {
 				if len(v) == 4 {
-					sums[b] = binary.BigEndian.Uint32(v)
+					sums[b], have[b] = binary.BigEndian.Uint32(v), true
 				}
 				return nil
 			}); err != nil {
@@ -85,9 +85,9 @@ func (s *Store) loadSums(id uint64, size int64) ([]uint32, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("cache: load sums of %016x: %w", id, err)
+		return nil, nil, fmt.Errorf("cache: load sums of %016x: %w", id, err)
 	}
-	return sums, nil
+	return sums, have, nil
 }
 
 // deleteSums removes body file id's sums once its file is gone. It takes no

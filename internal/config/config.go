@@ -26,9 +26,14 @@ type Config struct {
 	// under the user's cache directory ($XDG_CACHE_HOME or ~/.cache).
 	CacheDir string `yaml:"cache_dir"`
 	// CheckpointInterval is how many bytes of a download may be written
-	// between two checkpoints (sync, then commit to the index); a crash
+	// between two checkpoints (commit to the index); a crash of the process
 	// loses at most twice this much of a download. Default 4MiB.
 	CheckpointInterval Size `yaml:"checkpoint_interval"`
+	// SyncInterval is how many bytes of a download may be written between
+	// two syncs to disk, which run in the background and never slow it;
+	// about this much is lost to a power loss (and found by the block
+	// sums). Default 64MiB.
+	SyncInterval Size `yaml:"sync_interval"`
 	// MaxSize bounds the bytes the cache keeps, counted as the bytes present
 	// in the body files (which are sparse: a partial download takes only
 	// what it has). Over it, the least recently used downloads, complete or
@@ -85,6 +90,7 @@ func Default() Config {
 		Listen:             "127.0.0.1:3128",
 		CacheDir:           defaultCacheDir(),
 		CheckpointInterval: 4 << 20,
+		SyncInterval:       64 << 20,
 		PartialTTL:         7 * 24 * time.Hour,
 		Upstream: Upstream{
 			Retries:        8,
@@ -134,6 +140,9 @@ func (c Config) Validate() error {
 	}
 	if c.CheckpointInterval < 64<<10 {
 		errs = append(errs, fmt.Errorf("checkpoint_interval: %d is below 64KiB", c.CheckpointInterval))
+	}
+	if c.SyncInterval < c.CheckpointInterval {
+		errs = append(errs, fmt.Errorf("sync_interval: %d is below checkpoint_interval (%d)", c.SyncInterval, c.CheckpointInterval))
 	}
 	if c.MaxSize != 0 && c.MaxSize < 1<<20 { // a limit that small evicts everything at once
 		errs = append(errs, fmt.Errorf("max_size: %d is below 1MiB (0 means automatic)", c.MaxSize))

@@ -37,6 +37,7 @@ func TestDefault(t *testing.T) {
 		Listen:             "127.0.0.1:3128",
 		CacheDir:           filepath.Join(home, "resumeproxy"),
 		CheckpointInterval: 4 << 20,
+		SyncInterval:       64 << 20,
 		PartialTTL:         7 * 24 * time.Hour,
 		Upstream: Upstream{
 			Retries:        8,
@@ -115,6 +116,7 @@ func TestLoad(t *testing.T) {
 	all.Listen = "[::1]:8080"
 	all.CacheDir = "/var/cache/rp"
 	all.CheckpointInterval = 1 << 20
+	all.SyncInterval = 16 << 20
 	all.MaxSize = 20 << 30
 	all.PartialTTL = 48 * time.Hour
 	all.Upstream = Upstream{Retries: 3, RetryWindow: 90 * time.Second, BackoffInitial: time.Second,
@@ -134,6 +136,7 @@ func TestLoad(t *testing.T) {
 listen: "[::1]:8080"
 cache_dir: /var/cache/rp
 checkpoint_interval: 1MiB
+sync_interval: 16MiB
 max_size: 20GiB
 partial_ttl: 48h
 upstream:
@@ -312,6 +315,9 @@ func TestValidate(t *testing.T) {
 		{"cache_dir", func(c *Config) { c.CacheDir = "" }},
 		{"checkpoint_interval", func(c *Config) { c.CheckpointInterval = 64<<10 - 1 }},
 		{"checkpoint_interval", func(c *Config) { c.CheckpointInterval = 0 }},
+		{"", func(c *Config) { c.SyncInterval = c.CheckpointInterval }},
+		{"sync_interval", func(c *Config) { c.SyncInterval = c.CheckpointInterval - 1 }},
+		{"sync_interval", func(c *Config) { c.CheckpointInterval = 128 << 20 }},
 		{"max_size", func(c *Config) { c.MaxSize = 1<<20 - 1 }},
 		{"max_size", func(c *Config) { c.MaxSize = 1 }},
 		{"max_size", func(c *Config) { c.MaxSize = -1 }},
@@ -356,7 +362,7 @@ func TestValidateAllInvalid(t *testing.T) {
 		t.Fatalf("Validate(%+v) = nil, want errors", cfg)
 	}
 	lines := strings.Split(err.Error(), "\n")
-	keys := []string{"listen", "cache_dir", "checkpoint_interval", "max_size", "partial_ttl", "upstream.retry_window",
+	keys := []string{"listen", "cache_dir", "checkpoint_interval", "sync_interval", "max_size", "partial_ttl", "upstream.retry_window",
 		"upstream.backoff_initial", "upstream.backoff_max", "upstream.idle_timeout", "quick_abort.max_time",
 		"upstream.retries", "log_level"}
 	if len(lines) != len(keys) {
