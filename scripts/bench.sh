@@ -38,7 +38,7 @@ unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy
 TMP=$(mktemp -d "${BENCH_DIR:-/tmp}/resumeproxy-bench.XXXXXX") || exit 1
 BIN=$TMP/bin DATA=$TMP/data
 ORIGIN_PID="" PROXY_PID="" ORIGIN="" PROXY=""
-ROWS=()
+ROWS=() DIRECT_TIMES=() VIA_TIMES=()
 SECONDS=0
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -172,27 +172,44 @@ throughput_row() {
 		"$(calc "$d / $p")" "≥ $target" "$(met "$d / $p >= $target")"
 }
 
-case_warm() {
-	local d=() p=() t
-	fetch proxy "$ORIGIN/big.bin" MISS "$SIZE" >/dev/null || return 1 # populates
+# warm_runs VIA: big.bin once through VIA (the MISS that stores it), then
+# RUNS times alternately directly and through VIA (a HIT each); sets
+# DIRECT_TIMES and VIA_TIMES to the seconds. Shared with the comparison rows
+# so that every cache is measured the same way.
+warm_runs() {
+	local via=$1 t
+	DIRECT_TIMES=() VIA_TIMES=()
+	fetch "$via" "$ORIGIN/big.bin" MISS "$SIZE" >/dev/null || return 1 # populates
 	for ((r = 0; r < RUNS; r++)); do
 		t=$(fetch direct "$ORIGIN/big.bin" "" "$SIZE") || return 1
-		d+=("$t")
-		t=$(fetch proxy "$ORIGIN/big.bin" HIT "$SIZE") || return 1
-		p+=("$t")
+		DIRECT_TIMES+=("$t")
+		t=$(fetch "$via" "$ORIGIN/big.bin" HIT "$SIZE") || return 1
+		VIA_TIMES+=("$t")
 	done
-	throughput_row "warm hit ($(human "$SIZE"), complete entry)" 0.90 "$SIZE" "${d[*]}" "${p[*]}"
+}
+
+# cold_runs VIA KEY: RUNS times alternately big.bin?KEY=N directly and
+# through VIA, N new each run so that VIA has never seen it (a MISS); sets
+# DIRECT_TIMES and VIA_TIMES like warm_runs.
+cold_runs() {
+	local via=$1 key=$2 t
+	DIRECT_TIMES=() VIA_TIMES=()
+	for ((r = 0; r < RUNS; r++)); do
+		t=$(fetch direct "$ORIGIN/big.bin?$key=$r" "" "$SIZE") || return 1
+		DIRECT_TIMES+=("$t")
+		t=$(fetch "$via" "$ORIGIN/big.bin?$key=$r" MISS "$SIZE") || return 1
+		VIA_TIMES+=("$t")
+	done
+}
+
+case_warm() {
+	warm_runs proxy || return 1
+	throughput_row "warm hit ($(human "$SIZE"), complete entry)" 0.90 "$SIZE" "${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}"
 }
 
 case_cold() {
-	local d=() p=() t
-	for ((r = 0; r < RUNS; r++)); do
-		t=$(fetch direct "$ORIGIN/big.bin?run=$r" "" "$SIZE") || return 1
-		d+=("$t")
-		t=$(fetch proxy "$ORIGIN/big.bin?run=$r" MISS "$SIZE") || return 1
-		p+=("$t")
-	done
-	throughput_row "cold miss ($(human "$SIZE"), written to the cache)" 0.80 "$SIZE" "${d[*]}" "${p[*]}"
+	cold_runs proxy run || return 1
+	throughput_row "cold miss ($(human "$SIZE"), written to the cache)" 0.80 "$SIZE" "${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}"
 }
 
 # case_partial: a range request caches the first half (untimed), then one
