@@ -20,6 +20,22 @@
 #   BENCH_SMALL_REQUESTS=20000  10 KB GETs per run, on 32 connections
 #   BENCH_PAR=100 BENCH_PAR_SIZE=64M  parallel downloads of the memory case
 #   BENCH_DIR=/tmp           where the files and caches go (one disk)
+#   BENCH_COMPARE=0          skip the comparison with Squid and nginx below
+#
+# Comparison: after resumeproxy's rows, a separate block of the table times
+# the same warm and cold downloads (warm_runs, cold_runs: same URLs, same
+# alternation with direct, same median) through Squid, a forward proxy
+# (curl -x), and through nginx's proxy_cache, which is a reverse proxy: curl
+# asks it for the origin's path and query. Both come from Debian's packages,
+# installed with apt-get when missing (where an init system runs, Debian also
+# starts their system services; this script neither uses nor stops them); a
+# package that cannot be installed turns its rows into "not installed". Each
+# runs on a free 127.0.0.1 port with its config, cache, logs and pid file in
+# the temp dir, as the current user (under root, Squid, which refuses to run
+# as root, runs as Debian's "proxy" user), and is stopped by pid. Their
+# settings are the defaults except what the comparison needs: a cache on the
+# same disk big enough for the files, hits from disk (Squid's memory cache
+# kept small), loopback only. Warm rows check X-Cache: HIT, cold rows MISS.
 set -uo pipefail
 
 SIZE=$(numfmt --from=iec "${BENCH_SIZE:-1G}")
@@ -32,12 +48,18 @@ SMALL_REQUESTS=${BENCH_SMALL_REQUESTS:-20000}
 SMALL_SIZE=10000
 SMALL_CONNS=32
 PAR=${BENCH_PAR:-100}
+COMPARE=${BENCH_COMPARE:-1}
 
 cd "$(dirname "$0")/.." || exit 1
+PATH=$PATH:/usr/sbin:/sbin # where Debian puts squid and nginx; a user's PATH may lack it
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
 TMP=$(mktemp -d "${BENCH_DIR:-/tmp}/resumeproxy-bench.XXXXXX") || exit 1
 BIN=$TMP/bin DATA=$TMP/data
 ORIGIN_PID="" PROXY_PID="" ORIGIN="" PROXY=""
+SQUID_PID="" NGINX_PID="" SQUID="" NGINX=""
+# Squid names its shared memory segments (/dev/shm) after its service name:
+# one of our own, so that no other Squid on the machine shares them.
+SQUID_NAME=rpbench$$
 ROWS=() DIRECT_TIMES=() VIA_TIMES=()
 SECONDS=0
 
@@ -46,21 +68,41 @@ note() { echo "bench: $*" >&2; }
 
 # cleanup stops the processes this script started, by pid, and removes TMP.
 cleanup() {
-	for pid in $PROXY_PID $ORIGIN_PID; do
+	for pid in $PROXY_PID $SQUID_PID $NGINX_PID $ORIGIN_PID; do
 		kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	done
+	rm -f "/dev/shm/$SQUID_NAME"-* # left behind when Squid does not exit cleanly
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# install_deps installs what is missing with apt-get: curl, which the run
+# needs, and squid and nginx for the comparison, whose rows say "not
+# installed" when they cannot be (one package at a time, so that one failure
+# does not cost the others).
 install_deps() {
 	command -v go >/dev/null || die "go is required (Go 1.26, see go.mod)"
-	command -v curl >/dev/null && return
-	local sudo=""
+	local missing=() sudo="" pkg
+	for pkg in curl squid nginx; do
+		[ "$pkg" = curl ] || [ "$COMPARE" != 0 ] || continue
+		command -v "$pkg" >/dev/null || missing+=("$pkg")
+	done
+	[ ${#missing[@]} -eq 0 ] && return
 	[ "$(id -u)" -eq 0 ] || sudo=sudo
-	$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq curl ||
-		die "cannot install curl"
+	note "installing ${missing[*]} with apt-get (log: $TMP/apt.log)"
+	$sudo apt-get update -qq >>"$TMP/apt.log" 2>&1 ||
+		note "apt-get update failed, trying the package lists there are: $(tail -3 "$TMP/apt.log")"
+	for pkg in "${missing[@]}"; do
+		# env: sudo would drop a variable set in front of it
+		$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >>"$TMP/apt.log" 2>&1 ||
+			note "cannot install $pkg: $(tail -3 "$TMP/apt.log")"
+	done
+	command -v curl >/dev/null || die "cannot install curl"
+	for pkg in squid nginx; do
+		[ "$COMPARE" = 0 ] || command -v "$pkg" >/dev/null ||
+			note "$pkg is not installed: its comparison rows will say so"
+	done
 }
 
 build() {
@@ -121,14 +163,22 @@ peak_rss_mib() {
 	awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$PROXY_PID/status"
 }
 
-# fetch direct|proxy URL XCACHE SIZE [CURL ARGS...]: downloads URL with curl
-# and prints its wall time in seconds. Fails when the body is not SIZE bytes
-# or, through the proxy, X-Cache is not XCACHE.
+# fetch VIA URL XCACHE SIZE [CURL ARGS...]: downloads URL (an origin URL)
+# with curl and prints its wall time in seconds. VIA is direct, proxy
+# (resumeproxy), squid (a forward proxy too) or nginx (a reverse proxy: the
+# same path and query, asked of nginx). Fails when the body is not SIZE bytes
+# or, through a cache, the first word of X-Cache is not XCACHE (Squid sends
+# "HIT from host", nginx its $upstream_cache_status).
 fetch() {
 	local via=$1 url=$2 want=$3 size=$4
 	shift 4
 	local args=(-s -o /dev/null -D "$TMP/headers" -w '%{time_total} %{size_download} %{http_code}')
-	if [ "$via" = proxy ]; then args+=(-x "http://$PROXY"); else args+=(--noproxy '*'); fi
+	case $via in
+	proxy) args+=(-x "http://$PROXY") ;;
+	squid) args+=(-x "http://$SQUID") ;;
+	nginx) args+=(--noproxy '*') url=http://$NGINX${url#"$ORIGIN"} ;;
+	*) args+=(--noproxy '*') ;;
+	esac
 	local out t n code xc
 	out=$(curl "${args[@]}" "$@" "$url") || { note "curl $via $url failed"; return 1; }
 	read -r t n code <<<"$out"
@@ -162,14 +212,20 @@ met() { awk "BEGIN { print ($1) ? \"yes\" : \"**no**\" }"; }
 row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 | $6 |"); }
 error_row() { row "$1" "–" "error (see stderr)" "–" "$2" "**no**"; }
 
-# throughput_row CASE TARGET DIRECT_SECONDS... -- PROXY_SECONDS...: the row
-# of a whole-file case; ratio = direct time / proxy time (throughput ratio).
+# throughput_row CASE TARGET BYTES "DIRECT_SECONDS..." "PROXY_SECONDS...":
+# the row of a whole-file case; ratio = direct time / proxy time (throughput
+# ratio). TARGET "comparison" makes a row of another cache, with no target.
 throughput_row() {
-	local name=$1 target=$2 bytes=$3 d p
+	local name=$1 target=$2 bytes=$3 d p cells
 	d=$(median $4) p=$(median $5)
 	note "$name: seconds direct [$4], proxy [$5]"
-	row "$name" "$(mibs "$bytes" "$d") MiB/s ($(secs "$d") s)" "$(mibs "$bytes" "$p") MiB/s ($(secs "$p") s)" \
-		"$(calc "$d / $p")" "≥ $target" "$(met "$d / $p >= $target")"
+	cells=("$(mibs "$bytes" "$d") MiB/s ($(secs "$d") s)" "$(mibs "$bytes" "$p") MiB/s ($(secs "$p") s)"
+		"$(calc "$d / $p")")
+	if [ "$target" = comparison ]; then
+		row "$name" "${cells[@]}" comparison "–"
+	else
+		row "$name" "${cells[@]}" "≥ $target" "$(met "$d / $p >= $target")"
+	fi
 }
 
 # warm_runs VIA: big.bin once through VIA (the MISS that stores it), then
@@ -294,6 +350,204 @@ case_memory() {
 		"$par MiB" "–" "≤ 256 MiB" "$(met "$par <= 256")"
 }
 
+# free_port: prints a loopback TCP port nobody listens on, taken at random
+# from 20000-29999, below the ports Linux gives outgoing connections.
+free_port() {
+	local i p
+	for ((i = 0; i < 100; i++)); do
+		p=$((20000 + RANDOM % 10000))
+		(: >"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+	done
+	return 1
+}
+
+# wait_port PORT PID: waits up to 30 s for 127.0.0.1:PORT to accept
+# connections; fails at once when process PID has exited.
+wait_port() {
+	local i
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$2" 2>/dev/null || return 1
+		(: >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# cache_mib: the size to give another cache, in MiB: twice what the warm and
+# cold runs store, so that it never evicts during them.
+cache_mib() { echo $((2 * (RUNS + 1) * SIZE / 1048576 + 1)); }
+
+# squid_conf DIR PORT: Squid's config: a forward proxy on 127.0.0.1:PORT for
+# loopback clients to loopback servers only, its cache, logs and pid file in
+# DIR; everything else is left at Squid's defaults.
+squid_conf() {
+	local dir=$1 port=$2
+	cat <<-EOF
+		# written by resumeproxy's scripts/bench.sh for its comparison rows
+		http_port 127.0.0.1:$port
+		visible_hostname localhost
+		pid_filename $dir/squid.pid
+		cache_log $dir/cache.log
+		access_log stdio:$dir/access.log
+		cache_store_log none
+		netdb_filename none
+		coredump_dir $dir
+		pinger_enable off
+		# no lookup is needed (URLs name 127.0.0.1); should one happen, it stays here
+		dns_nameservers 127.0.0.1
+		shutdown_lifetime 1 seconds
+		# before cache_dir, which takes its own limit from it
+		maximum_object_size $((SIZE / 1048576 + 1)) MB
+		# ufs, the type of Squid's documented example, on the disk of TMP
+		cache_dir ufs $dir/cache $(cache_mib) 16 256
+		# a small memory cache and no big object in it: hits are read from the cache_dir
+		cache_mem 8 MB
+		maximum_object_size_in_memory 64 KB
+		acl bench_client src 127.0.0.1/32
+		acl bench_server dst 127.0.0.0/8
+		http_access allow bench_client bench_server
+		http_access deny all
+	EOF
+	# Squid refuses to run as root: then it runs as Debian's Squid user
+	[ "$(id -u)" -ne 0 ] || echo "cache_effective_user proxy"
+}
+
+# start_squid: Squid in the foreground of a background job (-N, one process)
+# on a free port with a fresh cache under TMP, whose swap dirs squid -z makes
+# first; sets SQUID (its address) and SQUID_PID once it serves.
+start_squid() {
+	local dir=$TMP/squid port
+	port=$(free_port) || { note "no free port for Squid"; return 1; }
+	mkdir -p "$dir" && squid_conf "$dir" "$port" >"$dir/squid.conf" || return 1
+	if [ "$(id -u)" -eq 0 ]; then # let its user reach and write its dir
+		chmod o+x "$TMP" && chown -R proxy: "$dir" || return 1
+	fi
+	squid -n "$SQUID_NAME" -N -z -f "$dir/squid.conf" >>"$dir/stderr.log" 2>&1 ||
+		{ note "squid -z failed: $(tail -5 "$dir/stderr.log")"; return 1; }
+	squid -n "$SQUID_NAME" -N -f "$dir/squid.conf" >>"$dir/stderr.log" 2>&1 &
+	SQUID_PID=$!
+	if ! wait_port "$port" "$SQUID_PID" || ! wait_for "$dir/cache.log" 'Finished rebuilding storage'; then
+		note "Squid did not start: $(tail -5 "$dir/stderr.log" "$dir/cache.log" 2>/dev/null)"
+		return 1
+	fi
+	SQUID=127.0.0.1:$port
+}
+
+# stop_squid: stops Squid (it waits shutdown_lifetime for clients) and
+# removes its cache and shared memory segments.
+stop_squid() {
+	[ -z "$SQUID_PID" ] || { kill -TERM "$SQUID_PID" 2>/dev/null && wait "$SQUID_PID"; }
+	SQUID_PID=""
+	rm -f "/dev/shm/$SQUID_NAME"-*
+	rm -rf "$TMP/squid"
+}
+
+# nginx_conf DIR PORT: nginx's config: a reverse proxy of the origin on
+# 127.0.0.1:PORT with proxy_cache (the key has the query string, so ?nginx=N
+# are distinct entries), everything it writes in DIR.
+nginx_conf() {
+	local dir=$1 port=$2 user=""
+	# nginx under root would run its workers as nobody, who cannot write DIR
+	[ "$(id -u)" -ne 0 ] || user="user root;"
+	cat <<-EOF
+		# written by resumeproxy's scripts/bench.sh for its comparison rows
+		$user
+		worker_processes 1;
+		pid $dir/nginx.pid;
+		error_log $dir/error.log;
+		events { worker_connections 64; }
+		http {
+		    access_log $dir/access.log;
+		    client_body_temp_path $dir/temp/body;
+		    proxy_temp_path $dir/temp/proxy;
+		    fastcgi_temp_path $dir/temp/fastcgi;
+		    uwsgi_temp_path $dir/temp/uwsgi;
+		    scgi_temp_path $dir/temp/scgi;
+		    sendfile on;
+		    proxy_cache_path $dir/cache levels=1:2 keys_zone=bench:16m max_size=$(cache_mib)m inactive=1d use_temp_path=off;
+		    server {
+		        listen 127.0.0.1:$port;
+		        location / {
+		            proxy_pass $ORIGIN;
+		            proxy_buffering on;
+		            proxy_cache bench;
+		            proxy_cache_key \$scheme\$proxy_host\$request_uri;
+		            proxy_cache_valid 200 1h;
+		            add_header X-Cache \$upstream_cache_status always;
+		        }
+		    }
+		}
+	EOF
+}
+
+# start_nginx: nginx (master, one worker, cache processes) in the foreground
+# of a background job on a free port, with a fresh cache under TMP; sets NGINX
+# (its address) and NGINX_PID (the master) once it serves.
+start_nginx() {
+	local dir=$TMP/nginx port
+	port=$(free_port) || { note "no free port for nginx"; return 1; }
+	mkdir -p "$dir/temp" && nginx_conf "$dir" "$port" >"$dir/nginx.conf" || return 1
+	nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" -g 'daemon off;' >>"$dir/stderr.log" 2>&1 &
+	NGINX_PID=$!
+	if ! wait_port "$port" "$NGINX_PID"; then
+		note "nginx did not start: $(tail -5 "$dir/stderr.log" "$dir/error.log" 2>/dev/null)"
+		return 1
+	fi
+	NGINX=127.0.0.1:$port
+}
+
+# stop_nginx: stops nginx (fast shutdown) and removes its cache.
+stop_nginx() {
+	[ -z "$NGINX_PID" ] || { kill -TERM "$NGINX_PID" 2>/dev/null && wait "$NGINX_PID"; }
+	NGINX_PID=""
+	rm -rf "$TMP/nginx"
+}
+
+# compare NAME VIA: the rows "warm hit via NAME" and "cold miss via NAME" of
+# another cache, VIA (squid or nginx: its command, start_VIA and stop_VIA),
+# timed by warm_runs and cold_runs like resumeproxy's. A cache that is not
+# installed, does not start or cannot be measured gets rows that say so.
+compare() {
+	local name=$1 via=$2 warm cold
+	warm="warm hit via $name ($(human "$SIZE"), complete entry)"
+	cold="cold miss via $name ($(human "$SIZE"), written to the cache)"
+	note "case: $warm; $cold"
+	if ! command -v "$via" >/dev/null; then
+		row "$warm" "–" "not installed" "–" comparison "–"
+		row "$cold" "–" "not installed" "–" comparison "–"
+		return
+	fi
+	if ! "start_$via"; then
+		row "$warm" "–" "error: did not start (see stderr)" "–" comparison "–"
+		row "$cold" "–" "error: did not start (see stderr)" "–" comparison "–"
+		"stop_$via"
+		return
+	fi
+	if warm_runs "$via"; then
+		throughput_row "$warm" comparison "$SIZE" "${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}"
+	else
+		row "$warm" "–" "error (see stderr)" "–" comparison "–"
+	fi
+	if cold_runs "$via" "$via"; then
+		throughput_row "$cold" comparison "$SIZE" "${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}"
+	else
+		row "$cold" "–" "error (see stderr)" "–" comparison "–"
+	fi
+	"stop_$via"
+}
+
+# compare_all: the comparison block, after resumeproxy's rows and on its own
+# (resumeproxy is stopped and its cache gone), under a heading row.
+compare_all() {
+	row "**comparison: the same downloads through other caches, same origin, same run**" "" "" "" "" ""
+	compare Squid squid
+	compare "nginx proxy_cache" nginx
+}
+
+# squid_version, nginx_version: the version installed, or "not installed".
+squid_version() { squid -v 2>/dev/null | sed -n '1s/.*Version //p' | grep . || echo "not installed"; }
+nginx_version() { nginx -v 2>&1 | sed -n 's|.*nginx/||p' | grep . || echo "not installed"; }
+
 # run_case NAME TARGET FUNC: runs FUNC; a failure becomes an error row.
 run_case() {
 	note "case: $1"
@@ -317,6 +571,8 @@ describe_machine() {
 	echo "- files: random bytes from /dev/urandom ($(human "$SIZE")); the $(human "$MEM_SIZE") file repeats it; all in the page cache"
 	echo "- origin: Go http.FileServer (sendfile), strong ETag, max-age=3600; direct = origin → client without the proxy"
 	echo "- figures: median of $RUNS alternated direct/proxy runs; whole files with curl, ranges and small GETs with benchclient (keep-alive)"
+	[ "$COMPARE" = 0 ] ||
+		echo "- comparison: Squid $(squid_version) (forward proxy, ufs cache_dir, cache_mem 8 MB: hits read from disk) and nginx $(nginx_version) (reverse proxy, proxy_cache, sendfile on), Debian packages; unlike resumeproxy, neither syncs what it writes to its cache"
 }
 
 main() {
@@ -335,6 +591,7 @@ main() {
 	stop_proxy
 	rm -rf "$TMP/cache"
 	run_case "memory" "≤ 64 MiB, ≤ 256 MiB, flat" case_memory
+	[ "$COMPARE" = 0 ] || compare_all
 	echo "$header"
 	echo "- runtime: ${SECONDS} s"
 	echo
