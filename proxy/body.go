@@ -26,6 +26,9 @@ type entryBody struct {
 	pos   int64
 	end   int64
 	once  sync.Once
+	// fpos is the offset of the descriptor WriteTo sends from, -1 when
+	// unknown; it saves a seek per send.
+	fpos int64
 
 	// direct is set when the cache cannot store this version's bytes (a
 	// full disk): the rest comes straight from upstream, uncached.
@@ -33,7 +36,7 @@ type entryBody struct {
 }
 
 func (p *Proxy) newEntryBody(req *http.Request, e *cache.Entry, r rangeutil.Range, src source) *entryBody {
-	return &entryBody{p: p, e: e, src: src, ctx: req.Context(), abort: abortFor(req), pos: r.Start, end: r.End}
+	return &entryBody{p: p, e: e, src: src, ctx: req.Context(), abort: abortFor(req), pos: r.Start, end: r.End, fpos: -1}
 }
 
 // Read returns present bytes, waiting for fills when needed and starting
@@ -140,6 +143,7 @@ func (b *entryBody) WriteTo(w io.Writer) (int64, error) {
 		return io.CopyBuffer(w, struct{ io.Reader }{b}, nil)
 	}
 	defer f.Close()
+	b.fpos = -1 // a new descriptor
 	var total int64
 	for b.pos < b.end {
 		if b.direct != nil {
@@ -167,13 +171,20 @@ func (b *entryBody) WriteTo(w io.Writer) (int64, error) {
 	return total, nil
 }
 
-// sendFile writes n present bytes at pos from f.
+// sendFile writes n present bytes at pos from f. f's offset is where the
+// last call left it, so a response read in order seeks once.
 func (b *entryBody) sendFile(w io.Writer, f *os.File, n int64) (int64, error) {
-	if _, err := f.Seek(b.pos, io.SeekStart); err != nil {
-		return 0, fmt.Errorf("proxy: seek body file: %w", err)
+	if b.fpos != b.pos {
+		if _, err := f.Seek(b.pos, io.SeekStart); err != nil {
+			return 0, fmt.Errorf("proxy: seek body file: %w", err)
+		}
 	}
 	m, err := io.Copy(w, &io.LimitedReader{R: f, N: n})
 	b.pos += m
+	b.fpos = b.pos
+	if err != nil {
+		b.fpos = -1 // unknown after a failed copy
+	}
 	if err == nil && m < n {
 		err = fmt.Errorf("proxy: body file ended at %d, %d bytes early: %w", b.pos, n-m, io.ErrUnexpectedEOF)
 	}

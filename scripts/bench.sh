@@ -573,7 +573,7 @@ describe_machine() {
 	echo "- origin: Go http.FileServer (sendfile), strong ETag, max-age=3600; direct = origin → client without the proxy"
 	echo "- figures: median of $RUNS alternated direct/proxy runs; whole files with curl, ranges and small GETs with benchclient (keep-alive)"
 	[ "$COMPARE" = 0 ] ||
-		echo "- comparison: Squid $(squid_version) (forward proxy, ufs cache_dir, cache_mem 8 MB: hits read from disk) and nginx $(nginx_version) (reverse proxy, proxy_cache, sendfile on), Debian packages; unlike resumeproxy, neither syncs what it writes to its cache"
+		echo "- comparison: Squid $(squid_version) (forward proxy, ufs cache_dir, cache_mem 8 MB: hits read from disk) and nginx $(nginx_version) (reverse proxy, proxy_cache, sendfile on), Debian packages; neither syncs what it writes to its cache (resumeproxy syncs in the background every 64 MiB)"
 }
 
 main() {
