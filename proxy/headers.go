@@ -7,24 +7,31 @@ import (
 
 // hopByHop are the header fields that belong to one connection, not to the
 // message (RFC 9110 §7.6.1), plus the proxy-authentication pair that is
-// addressed to us.
+// addressed to us. Canonical names: they are deleted from the map directly.
 var hopByHop = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "TE", "Trailer",
+	"Connection", "Proxy-Connection", "Keep-Alive", "Te", "Trailer",
 	"Transfer-Encoding", "Upgrade", "Proxy-Authenticate", "Proxy-Authorization",
 }
 
 // removeHopByHop deletes the hop-by-hop fields of h, including every field
 // that Connection names (RFC 9110 §7.6.1).
 func removeHopByHop(h http.Header) {
-	for _, v := range h.Values("Connection") {
+	for _, v := range h["Connection"] {
 		for _, name := range strings.Split(v, ",") {
 			if name = strings.TrimSpace(name); name != "" {
 				h.Del(name)
 			}
 		}
 	}
-	for _, name := range hopByHop {
-		h.Del(name)
+	deleteCanonical(h, hopByHop)
+}
+
+// deleteCanonical deletes names, which must be in canonical form, from h.
+// Every request runs through it several times: Header.Del would
+// canonicalize each name again, which cost more than the deletions.
+func deleteCanonical(h http.Header, names []string) {
+	for _, name := range names {
+		delete(h, name)
 	}
 }
 
@@ -38,9 +45,7 @@ var notStored = []string{"Set-Cookie", "Set-Cookie2", "Content-Length", "Content
 func storedHeader(h http.Header) http.Header {
 	c := h.Clone()
 	removeHopByHop(c)
-	for _, name := range notStored {
-		c.Del(name)
-	}
+	deleteCanonical(c, notStored)
 	return c
 }
 
@@ -57,9 +62,7 @@ var conditionalFields = []string{
 func upstreamHeader(client http.Header, via string) http.Header {
 	h := client.Clone()
 	removeHopByHop(h)
-	for _, name := range conditionalFields {
-		h.Del(name)
-	}
+	deleteCanonical(h, conditionalFields)
 	addVia(h, via)
 	return h
 }

@@ -134,3 +134,29 @@ func TestAddVia(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRemoveHopByHop: every proxied request and relayed response
+// goes through removeHopByHop, most more than once.
+func BenchmarkRemoveHopByHop(b *testing.B) {
+	in := headerOf("User-Agent: Go-http-client/1.1", "Accept: */*", "Accept-Encoding: gzip", "Proxy-Connection: keep-alive")
+	b.ReportAllocs()
+	for b.Loop() {
+		h := http.Header{}
+		for k, v := range in {
+			h[k] = v
+		}
+		removeHopByHop(h)
+	}
+}
+
+// TestHeaderListsCanonical: deleteCanonical matches map keys as they are,
+// so a list name not in canonical form would never match.
+func TestHeaderListsCanonical(t *testing.T) {
+	for _, list := range [][]string{hopByHop, notStored, conditionalFields} {
+		for _, name := range list {
+			if c := http.CanonicalHeaderKey(name); c != name {
+				t.Errorf("header list name %q, want canonical %q", name, c)
+			}
+		}
+	}
+}
