@@ -94,8 +94,8 @@ func (b *upstreamBody) Close() error {
 }
 
 // transportSlack bounds what the transport may hold in its read buffer
-// beyond the kernel's count (http.Transport's default ReadBufferSize).
-const transportSlack = 4 << 10
+// beyond the kernel's count (NewTransport's ReadBufferSize).
+const transportSlack = upstreamReadBuffer
 
 // windDownGrace bounds how long winding down may wait for a byte.
 const windDownGrace = 50 * time.Millisecond
