@@ -173,3 +173,28 @@ func TestRelayedDropLooksCut(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentColdNoStore: clients that wait on a cold fetch whose
+// response turns out not to be storable fetch on their own, and every one
+// gets the whole body; a storable one is fetched once for all. (Whether a
+// client waits depends on timing; the outcome must not.)
+func TestConcurrentColdNoStore(t *testing.T) {
+	for _, c := range []struct {
+		cacheControl string
+		wantFetches  int
+	}{
+		{"no-store", 8},
+		{"max-age=60", 1},
+	} {
+		t.Run(c.cacheControl, func(t *testing.T) {
+			h := newHarness(t)
+			u := h.set("/f", testorigin.Resource{Size: mib, CacheControl: c.cacheControl})
+			for i, r := range h.getAll(8, u, func(int) []string { return nil }) {
+				wantBody(t, "client "+itoa(int64(i)), r, 200, 0, 0, mib)
+			}
+			if n := len(h.origin.Requests("/f")); n != c.wantFetches {
+				t.Errorf("origin saw %d requests for 8 cold clients, want %d", n, c.wantFetches)
+			}
+		})
+	}
+}

@@ -98,11 +98,8 @@ func (p *Proxy) fetchShared(req *http.Request, key string) *http.Response {
 		}
 		return p.fetchNew(req, key) // nothing to share (not storable): fetch on our own
 	}
-	resp := p.fetchNew(req, key)
-	if e, err := p.store.Get(key); err == nil && e != nil {
-		fl.stored = true
-		e.Release()
-	}
+	resp, stored := p.fetchNewStored(req, key)
+	fl.stored = stored
 	p.flightsMu.Lock()
 	delete(p.flights, key)
 	p.flightsMu.Unlock()
@@ -184,7 +181,8 @@ func (p *Proxy) refill(req *http.Request, e *cache.Entry, need, gap rangeutil.Ra
 		f.Finish(errChanged)
 		e.Drop() // a new version (or a server that ignores Range): start over
 		p.leave(e)
-		return p.keep(req, cacheKey(req.URL), resp, reqTime, ctx, cancel)
+		out, _ := p.keep(req, cacheKey(req.URL), resp, reqTime, ctx, cancel)
+		return out
 	case http.StatusRequestedRangeNotSatisfiable:
 		resp.Body.Close()
 		f.Finish(&statusError{resp.StatusCode})
@@ -266,7 +264,8 @@ func (p *Proxy) revalidate(req *http.Request, e *cache.Entry) *http.Response {
 	case http.StatusOK:
 		e.Drop()
 		p.leave(e)
-		return p.keep(req, cacheKey(req.URL), resp, reqTime, ctx, cancel)
+		out, _ := p.keep(req, cacheKey(req.URL), resp, reqTime, ctx, cancel)
+		return out
 	default:
 		p.leave(e)
 		return p.relay(req, resp, cancel)
@@ -276,6 +275,14 @@ func (p *Proxy) revalidate(req *http.Request, e *cache.Entry) *http.Response {
 // fetchNew fetches req upstream as if nothing were stored, and stores the
 // response when it may.
 func (p *Proxy) fetchNew(req *http.Request, key string) *http.Response {
+	resp, _ := p.fetchNewStored(req, key)
+	return resp
+}
+
+// fetchNewStored is fetchNew that also reports whether it stored the
+// response as a new version of key: the flight's followers read from it,
+// and asking the store instead would cost another index lookup.
+func (p *Proxy) fetchNewStored(req *http.Request, key string) (*http.Response, bool) {
 	h := upstreamHeader(req.Header, p.opts.Name)
 	if r := forwardRange(req); r != "" {
 		h.Set("Range", r)
@@ -284,7 +291,7 @@ func (p *Proxy) fetchNew(req *http.Request, key string) *http.Response {
 	resp, reqTime, err := p.do(ctx, req.URL, h)
 	if err != nil {
 		cancel()
-		return upstreamErrorResponse(req, err)
+		return upstreamErrorResponse(req, err), false
 	}
 	return p.keep(req, key, resp, reqTime, ctx, cancel)
 }
@@ -306,17 +313,18 @@ func (p *Proxy) fetchUncached(req *http.Request) *http.Response {
 
 // keep stores a fresh upstream response as a new version of key and serves
 // req from it while it fills; responses that may not be stored are relayed.
-// ctx and cancel govern the upstream body.
-func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime time.Time, ctx context.Context, cancel context.CancelFunc) *http.Response {
+// It reports whether it stored one. ctx and cancel govern the upstream
+// body.
+func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime time.Time, ctx context.Context, cancel context.CancelFunc) (*http.Response, bool) {
 	body, size, err := bodyExtent(resp)
 	if err != nil {
 		p.log.Warn("upstream sent an unusable Content-Range", "url", req.URL.String(), "err", err)
 		resp.Body.Close()
 		cancel()
-		return errorResponse(req, http.StatusBadGateway, err.Error())
+		return errorResponse(req, http.StatusBadGateway, err.Error()), false
 	}
 	if size < 0 || !storable(req, resp) {
-		return p.relay(req, resp, cancel)
+		return p.relay(req, resp, cancel), false
 	}
 	stored := storedHeader(resp.Header)
 	if stored.Get("Date") == "" {
@@ -335,7 +343,7 @@ func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime
 	e, f, err := p.store.CreateFill(key, m, body)
 	if err != nil {
 		p.log.Error("cannot store response; relaying uncached", "key", key, "err", err)
-		return p.relay(req, resp, cancel)
+		return p.relay(req, resp, cancel), false
 	}
 	e.Join()
 	setStart(resp.Body, body.Start)
@@ -351,7 +359,7 @@ func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime
 			out.Header.Add("Set-Cookie", c)
 		}
 	}
-	return out
+	return out, true
 }
 
 // bodyExtent returns which bytes of the representation a 200 or 206 body
