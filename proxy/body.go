@@ -194,8 +194,8 @@ func (b *entryBody) sendFile(w io.Writer, f *os.File, n int64) (int64, error) {
 // copyDirect moves one Read's worth of bytes that come straight from
 // upstream.
 func (b *entryBody) copyDirect(w io.Writer) (int64, error) {
-	bp := b.p.bufs.Get().(*[]byte)
-	defer b.p.bufs.Put(bp)
+	bp := b.p.bufs.get()
+	defer b.p.bufs.put(bp)
 	n, err := b.Read(*bp)
 	if n > 0 {
 		if _, werr := w.Write((*bp)[:n]); werr != nil {

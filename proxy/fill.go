@@ -180,8 +180,8 @@ func (p *Proxy) resume(ctx context.Context, want rangeutil.Range, src source) (i
 // connection asynchronously, and a fill that went on reading would fetch
 // bytes that a newer fill has claimed.
 func (p *Proxy) copyBody(ctx context.Context, f *cache.Fill, body io.Reader) error {
-	bp := p.bufs.Get().(*[]byte)
-	defer p.bufs.Put(bp)
+	bp := p.bufs.getFill()
+	defer p.bufs.put(bp)
 	buf := *bp
 	ub, _ := body.(*upstreamBody)
 	for pos := f.Pos(); pos < f.End(); pos = f.Pos() {

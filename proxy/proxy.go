@@ -108,7 +108,7 @@ type Proxy struct {
 	store *cache.Store
 	gp    *goproxy.ProxyHttpServer
 	log   *slog.Logger
-	bufs  sync.Pool
+	bufs  *buffers
 	now   func() time.Time
 
 	// flightsMu guards flights: the cold fetches under way, by key.
@@ -116,14 +116,11 @@ type Proxy struct {
 	flights   map[string]*flight
 }
 
-// copyBufSize is the size of the pooled buffers on the body copy paths.
-const copyBufSize = 256 << 10
-
 // New returns a Proxy over opts.Store.
 func New(opts Options) *Proxy {
 	opts.setDefaults()
-	p := &Proxy{opts: opts, store: opts.Store, log: opts.Logger, now: time.Now, flights: map[string]*flight{}}
-	p.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
+	p := &Proxy{opts: opts, store: opts.Store, log: opts.Logger, now: time.Now, flights: map[string]*flight{},
+		bufs: newBuffers()}
 	gp := goproxy.NewProxyHttpServer()
 	gp.KeepAcceptEncoding = true // byte ranges must address the encoded body as stored
 	gp.KeepHeader = true         // we remove hop-by-hop fields ourselves, all of them
@@ -191,7 +188,7 @@ func (p *Proxy) passThrough(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Res
 		p.log.Warn("upstream request failed", "url", req.URL.String(), "err", err)
 		return upstreamErrorResponse(req, err), nil
 	}
-	resp.Body = &abortOnError{ReadCloser: resp.Body, abort: abortFor(req), bufs: &p.bufs}
+	resp.Body = &abortOnError{ReadCloser: resp.Body, abort: abortFor(req), bufs: p.bufs}
 	return resp, nil
 }
 

@@ -93,7 +93,7 @@ func abortFor(req *http.Request) func() {
 type abortOnError struct {
 	io.ReadCloser
 	abort func()
-	bufs  *sync.Pool // of *[]byte, for WriteTo
+	bufs  *buffers // for WriteTo
 }
 
 // WriteTo copies the body to w (the client's response) through a pooled
@@ -103,8 +103,8 @@ type abortOnError struct {
 // 32 KiB buffer straight to the socket: per small response, one more write
 // syscall and 32 KiB to allocate and clear.
 func (b *abortOnError) WriteTo(w io.Writer) (int64, error) {
-	bp := b.bufs.Get().(*[]byte)
-	defer b.bufs.Put(bp)
+	bp := b.bufs.get()
+	defer b.bufs.put(bp)
 	// The wrappers hide WriteTo and ReadFrom, so CopyBuffer does the loop.
 	return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{b}, *bp)
 }

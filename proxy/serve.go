@@ -386,7 +386,7 @@ func (p *Proxy) relay(req *http.Request, resp *http.Response, cancel context.Can
 	if resp.ContentLength >= 0 {
 		resp.Header.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
-	resp.Body = &relayBody{abortOnError{ReadCloser: resp.Body, abort: abortFor(req), bufs: &p.bufs}, cancel}
+	resp.Body = &relayBody{abortOnError{ReadCloser: resp.Body, abort: abortFor(req), bufs: p.bufs}, cancel}
 	return resp
 }
 
