@@ -236,13 +236,30 @@ throughput_row() {
 warm_runs() {
 	local via=$1 t
 	DIRECT_TIMES=() VIA_TIMES=()
+	settle
 	fetch "$via" "$ORIGIN/big.bin" MISS "$SIZE" >/dev/null || return 1 # populates
 	for ((r = 0; r < RUNS; r++)); do
+		settle
 		t=$(fetch direct "$ORIGIN/big.bin" "" "$SIZE") || return 1
 		DIRECT_TIMES+=("$t")
+		settle
 		t=$(fetch "$via" "$ORIGIN/big.bin" HIT "$SIZE") || return 1
 		VIA_TIMES+=("$t")
 	done
+}
+
+# settle, untimed, before every timed whole-file run, direct or not:
+# - waits until the kernel has written back every dirty page. A cold run
+#   writes 1 GiB in about a second to a disk that takes three to write it
+#   back; back to back, the next run would be throttled to the disk's rate
+#   (balance_dirty_pages) and measure the previous run's backlog;
+# - reads the origin's file, so it is in the page cache as the machine
+#   description says: a proactive reclaimer (this machine runs DAMON's
+#   pageout) may evict file pages it sees as idle for a minute, and a run
+#   would then read from disk (seen: 210 MB/s of reads in vmstat).
+settle() {
+	sync
+	cat "$DATA/big.bin" >/dev/null
 }
 
 # cold_runs VIA KEY: RUNS times alternately big.bin?KEY=N directly and
@@ -252,8 +269,10 @@ cold_runs() {
 	local via=$1 key=$2 t
 	DIRECT_TIMES=() VIA_TIMES=()
 	for ((r = 0; r < RUNS; r++)); do
+		settle
 		t=$(fetch direct "$ORIGIN/big.bin?$key=$r" "" "$SIZE") || return 1
 		DIRECT_TIMES+=("$t")
+		settle
 		t=$(fetch "$via" "$ORIGIN/big.bin?$key=$r" MISS "$SIZE") || return 1
 		VIA_TIMES+=("$t")
 	done
@@ -274,9 +293,11 @@ case_cold() {
 case_partial() {
 	local d=() p=() t half=$((SIZE / 2))
 	for ((r = 0; r < RUNS; r++)); do
+		settle
 		t=$(fetch direct "$ORIGIN/big.bin?part=$r" "" "$SIZE") || return 1
 		d+=("$t")
 		fetch proxy "$ORIGIN/big.bin?part=$r" MISS "$half" -r "0-$((half - 1))" >/dev/null || return 1
+		settle
 		t=$(fetch proxy "$ORIGIN/big.bin?part=$r" PARTIAL "$SIZE") || return 1
 		p+=("$t")
 	done
@@ -571,7 +592,7 @@ describe_machine() {
 	echo "- disk of $TMP: $(df -T "$TMP" | awk 'NR == 2 { print $2 " on " $1 }'), sequential write with fdatasync: $disk"
 	echo "- files: random bytes from /dev/urandom ($(human "$SIZE")); the $(human "$MEM_SIZE") file repeats it; all in the page cache"
 	echo "- origin: Go http.FileServer (sendfile), strong ETag, max-age=3600; direct = origin → client without the proxy"
-	echo "- figures: median of $RUNS alternated direct/proxy runs; whole files with curl, ranges and small GETs with benchclient (keep-alive)"
+	echo "- figures: median of $RUNS alternated direct/proxy runs; whole files with curl, ranges and small GETs with benchclient (keep-alive); each whole-file run starts after sync, with nothing dirty in the page cache (back to back, 1 GiB runs are held to the disk's write-back rate) and the origin's file read into it"
 	[ "$COMPARE" = 0 ] ||
 		echo "- comparison: Squid $(squid_version) (forward proxy, ufs cache_dir, cache_mem 8 MB: hits read from disk) and nginx $(nginx_version) (reverse proxy, proxy_cache, sendfile on), Debian packages; neither syncs what it writes to its cache (resumeproxy syncs in the background every 64 MiB)"
 }
