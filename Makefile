@@ -2,8 +2,16 @@
 GO       ?= go
 PKGS     := ./...
 FUZZTIME ?= 20s
+# bench-go: where the raw results go (bin/ is not tracked), how long each
+# benchmark runs (6 times; the whole run takes ~3 minutes on 2 cores), and
+# an earlier results file to compare with (none by default).
+BENCH_GO_OUT  ?= bin/bench-go.txt
+BENCH_GO_TIME ?= 300ms
+BENCH_GO_BASE ?=
+# benchstat has no tagged release; this is its latest commit (2026-09-08).
+BENCHSTAT ?= $(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: run build test fuzz bench vet fmt clean
+.PHONY: run build test fuzz bench bench-go vet fmt clean
 
 ## run: serve on 127.0.0.1:3128 with the cache under the user's cache dir
 run:
@@ -28,6 +36,13 @@ fuzz:
 ## bench: issue 4's table: each case through the proxy as a ratio to direct (BENCH_SIZE=1G ...)
 bench:
 	./scripts/bench.sh
+
+## bench-go: the Go benchmarks of the hot paths, 6 runs each, summarised by benchstat (vs BENCH_GO_BASE if set)
+bench-go:
+	@mkdir -p $(dir $(BENCH_GO_OUT))
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_GO_TIME) -count 6 ./rangeutil ./cache ./proxy > $(BENCH_GO_OUT) \
+		|| { tail -30 $(BENCH_GO_OUT); exit 1; }
+	$(BENCHSTAT) $(BENCH_GO_BASE) $(BENCH_GO_OUT)
 
 vet:
 	$(GO) vet $(PKGS)
