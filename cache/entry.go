@@ -162,12 +162,21 @@ func (e *Entry) OpenReader() (*os.File, error) {
 }
 
 // WriteAt writes body bytes at off and makes them readable. Every
-// CheckpointBytes it starts a checkpoint in the background; when the
-// unclaimed bytes reach twice that, it waits for one. Every SyncBytes it
+// CheckpointBytes it starts a checkpoint in the background; when this write
+// would take the unclaimed bytes past twice that, it first waits for one. Every SyncBytes it
 // starts a sync to disk in the background, which it never waits for.
 func (e *Entry) WriteAt(p []byte, off int64) (int, error) {
 	if e.isObsolete() {
 		return 0, ErrObsolete
+	}
+	every := e.store.opts.CheckpointBytes
+	if behind := e.unclaimed(); behind > 0 && behind+int64(len(p)) > 2*every {
+		// Background checkpoints fell behind (a busy index): claim what
+		// is written before writing more, so a crash never loses more
+		// than two intervals (or this one write, if it is larger).
+		if err := e.Checkpoint(); err != nil {
+			return 0, err
+		}
 	}
 	n, err := e.file.WriteAt(p, off)
 	e.sums.add(p[:n], off) // before the bytes count as written, so a checkpoint finds their sum
@@ -175,7 +184,6 @@ func (e *Entry) WriteAt(p []byte, off int64) (int, error) {
 	e.meta.Ranges.Insert(rangeutil.Range{Start: off, End: off + int64(n)})
 	e.sinceCheckpoint += int64(n)
 	sinceCheckpoint := e.sinceCheckpoint
-	unclaimed := e.meta.Ranges.Covered() - e.durable.Covered()
 	e.sinceSync += int64(n)
 	syncDue := e.sinceSync >= e.store.opts.SyncBytes && !e.syncing
 	if syncDue {
@@ -189,15 +197,17 @@ func (e *Entry) WriteAt(p []byte, off int64) (int, error) {
 	if err != nil {
 		return n, e.store.storageFailed(fmt.Sprintf("write %q at %d", e.key, off), err)
 	}
-	switch every := e.store.opts.CheckpointBytes; {
-	case unclaimed >= 2*every:
-		// Background checkpoints fell behind (a busy index): wait for
-		// one, so a crash never loses more than two intervals.
-		return n, e.Checkpoint()
-	case sinceCheckpoint >= every:
+	if sinceCheckpoint >= every {
 		e.checkpointAsync()
 	}
 	return n, nil
+}
+
+// unclaimed returns how many bytes are written but not yet claimed.
+func (e *Entry) unclaimed() int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.meta.Ranges.Covered() - e.durable.Covered()
 }
 
 // checkpointAsync runs a checkpoint in the background, at most one at a
@@ -246,7 +256,7 @@ func (e *Entry) Checkpoint() error {
 		e.mu.Unlock()
 		return nil
 	}
-	snap := e.meta.clone() // written before the sync below, so covered by it
+	snap := e.meta.record()
 	e.sinceCheckpoint = 0
 	e.mu.Unlock()
 	if snap.Ranges.Equal(e.durableRanges()) {
@@ -256,7 +266,7 @@ func (e *Entry) Checkpoint() error {
 	if err != nil {
 		return err
 	}
-	if err := e.store.commit(e, snap, fresh...); err != nil {
+	if err := e.store.commit(e, snap, fresh); err != nil {
 		return err
 	}
 	e.mu.Lock()
@@ -300,11 +310,11 @@ func (e *Entry) Update(fn func(m *Meta)) error {
 	defer e.ckMu.Unlock()
 	e.mu.Lock()
 	fn(&e.meta)
-	m := e.meta.clone()
+	m := e.meta.record()
 	m.Ranges = e.durable.Clone()
 	e.signalLocked()
 	e.mu.Unlock()
-	return e.store.commit(e, m)
+	return e.store.commit(e, m, nil)
 }
 
 // Drop removes this version from the index; readers that hold it finish

@@ -50,43 +50,61 @@ func (e *Entry) blockSum(b, size int64) (uint32, error) {
 	return h.Sum32(), nil
 }
 
+// blockSum is the CRC32C of one block, for the index.
+type blockSum struct {
+	block int64
+	sum   uint32
+}
+
 // sumNewBlocks computes the sums of the blocks complete in snap but not in
 // the durable set: from the bytes as they were written when WriteAt saw
 // the whole block in order (runningSums), else by reading the block back.
-// They are recorded in snap and in the live metadata, those blocks count
-// as verified for this process, and it returns them for the commit to
-// store.
-func (e *Entry) sumNewBlocks(snap *Meta) ([]int64, error) {
+// It looks only at the blocks the new bytes touch, so a checkpoint costs
+// the same at any point of a long download. The sums are recorded in the
+// live metadata, those blocks count as verified for this process, and it
+// returns them for the commit to store.
+func (e *Entry) sumNewBlocks(snap *Meta) ([]blockSum, error) {
 	if snap.Size < 0 {
 		return nil, nil
 	}
-	had := map[int64]bool{}
-	for _, b := range completeBlocks(e.durableRanges(), snap.Size) {
-		had[b] = true
-	}
-	if int64(len(snap.Sums)) != numBlocks(snap.Size) {
-		snap.Sums = make([]uint32, numBlocks(snap.Size))
-	}
-	var fresh []int64
-	for _, b := range completeBlocks(snap.Ranges, snap.Size) {
-		if had[b] {
-			continue
-		}
-		sum, ok := e.sums.take(b, blockRange(b, snap.Size).Len())
-		if !ok {
-			var err error
-			if sum, err = e.blockSum(b, snap.Size); err != nil {
-				return nil, err
+	durable := e.durableRanges()
+	var fresh []blockSum
+	for _, r := range snap.Ranges.Ranges() {
+		for _, nr := range durable.Missing(r) {
+			for b := nr.Start / BlockSize; b*BlockSize < nr.End; b++ {
+				br := blockRange(b, snap.Size)
+				if !snap.Ranges.Contains(br) || durable.Contains(br) {
+					continue
+				}
+				if n := len(fresh); n > 0 && fresh[n-1].block == b {
+					continue // two new ranges in one block
+				}
+				sum, ok := e.sums.take(b, br.Len())
+				if !ok {
+					var err error
+					if sum, err = e.blockSum(b, snap.Size); err != nil {
+						return nil, err
+					}
+				}
+				fresh = append(fresh, blockSum{b, sum})
 			}
 		}
-		snap.Sums[b] = sum
-		fresh = append(fresh, b)
+	}
+	if len(fresh) == 0 {
+		return nil, nil
 	}
 	e.mu.Lock()
-	e.meta.Sums = append(e.meta.Sums[:0:0], snap.Sums...)
+	if int64(len(e.meta.Sums)) != numBlocks(snap.Size) {
+		e.meta.Sums = make([]uint32, numBlocks(snap.Size))
+	}
+	blocks := make([]int64, len(fresh))
+	for i, bs := range fresh {
+		e.meta.Sums[bs.block] = bs.sum
+		blocks[i] = bs.block
+	}
 	e.mu.Unlock()
-	e.store.verified.mark(e.id, fresh...)
-	for _, b := range fresh {
+	e.store.verified.mark(e.id, blocks...)
+	for _, b := range blocks {
 		e.markChecked(b)
 	}
 	return fresh, nil
@@ -145,11 +163,11 @@ func (e *Entry) dropBlock(b int64) error {
 	br := blockRange(b, e.meta.Size)
 	e.meta.Ranges.Remove(br)
 	e.durable.Remove(br)
-	m := e.meta.clone()
+	m := e.meta.record()
 	m.Ranges = e.durable.Clone()
 	e.signalLocked()
 	e.mu.Unlock()
-	return e.store.commit(e, m)
+	return e.store.commit(e, m, nil)
 }
 
 // verifiedBlocks remembers, per body file, the blocks checked in this

@@ -209,11 +209,13 @@ func TestPowerLossKeepsWholeSummedBlocks(t *testing.T) {
 			if err != nil || m == nil {
 				t.Fatalf("load(k) = %v, %v", m, err)
 			}
-			want := set([2]int64{written.Start, written.End})
 			if reboot {
-				want = set([2]int64{0, 2 * BlockSize}) // the half block had no sum
-			}
-			if !m.Ranges.Equal(want) {
+				// The half block had no sum: cut before Open returned. The
+				// background check may have dropped block 1 already.
+				if c := m.Ranges; !c.Contains(rangeutil.Range{Start: 0, End: BlockSize}) || c.Covered() != c.ContiguousEnd(0) || c.Covered() > 2*BlockSize {
+					t.Errorf("claims at startup = %v, want [0,%d) or [0,%d)", c, BlockSize, 2*BlockSize)
+				}
+			} else if want := set([2]int64{written.Start, written.End}); !m.Ranges.Equal(want) {
 				t.Errorf("claims at startup = %v, want %v", m.Ranges, want)
 			}
 			s.background.Wait()

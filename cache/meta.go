@@ -72,11 +72,19 @@ func (m *Meta) lastUse() time.Time {
 }
 
 func (m *Meta) clone() Meta {
+	c := m.record()
+	c.Sums = append([]uint32(nil), m.Sums...)
+	return c
+}
+
+// record is a copy of what the index record holds: all but Sums, which is
+// as long as the file has blocks, so a checkpoint does not copy it.
+func (m *Meta) record() Meta {
 	c := *m
 	c.Header = cloneHeader(m.Header)
 	c.RequestHeader = cloneHeader(m.RequestHeader)
 	c.Ranges = m.Ranges.Clone()
-	c.Sums = append([]uint32(nil), m.Sums...)
+	c.Sums = nil
 	return c
 }
 

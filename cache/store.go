@@ -378,7 +378,7 @@ func (s *Store) create(key string, m Meta, r rangeutil.Range) (*Entry, *Fill, er
 	if old != nil {
 		old.markObsolete()
 	}
-	if err := s.commit(e, m); err != nil {
+	if err := s.commit(e, m, nil); err != nil {
 		if fill != nil {
 			fill.Finish(err)
 		}
@@ -427,7 +427,7 @@ func (s *Store) load(key string) (*Meta, error) {
 }
 
 // commit writes m to the index unless e has been replaced or dropped.
-func (s *Store) commit(e *Entry, m Meta, newSums ...int64) error {
+func (s *Store) commit(e *Entry, m Meta, newSums []blockSum) error {
 	m.Epoch = s.epoch
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
@@ -437,8 +437,8 @@ func (s *Store) commit(e *Entry, m Meta, newSums ...int64) error {
 	// Sums first: if Badger splits the write, a crash in between leaves a
 	// sum nobody claims, never a claimed block without its sum.
 	ops := make([]indexOp, 0, len(newSums)+1)
-	for _, b := range newSums {
-		ops = append(ops, putSumOp(m.ID, b, m.Sums[b]))
+	for _, bs := range newSums {
+		ops = append(ops, putSumOp(m.ID, bs.block, bs.sum))
 	}
 	if _, err := s.writeLocked(append(ops, putOp(m))); err != nil {
 		return fmt.Errorf("cache: commit %q: %w", m.Key, err)
