@@ -96,14 +96,13 @@ func (b *entryBody) await() (int64, error) {
 					b.direct = &directReader{budget: newBudget(b.p.opts.Retry, b.p.now)}
 					return 0, nil
 				}
-				if errors.Is(err, context.Canceled) {
-					// It stopped because its earlier clients left, not
-					// because the upstream failed: claim what is missing.
+				if err == nil || errors.Is(err, context.Canceled) {
+					// It finished (its last bytes may have landed just
+					// after Available looked), or it stopped because its
+					// earlier clients left, not because the upstream
+					// failed: look again, and claim what is missing.
 					waited = nil
 					continue
-				}
-				if err == nil {
-					err = cache.ErrFillAbandoned
 				}
 				return 0, fmt.Errorf("proxy: fill ended before byte %d: %w", b.pos, err)
 			}
