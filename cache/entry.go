@@ -223,9 +223,7 @@ func (e *Entry) checkpointAsync() {
 		return
 	}
 	e.Acquire()
-	e.store.background.Add(1)
-	go func() {
-		defer e.store.background.Done()
+	started := e.store.goBackground(func() {
 		defer e.Release()
 		for again := true; again; {
 			if err := e.Checkpoint(); err != nil && !errors.Is(err, ErrStorage) { // the store logged those
@@ -237,7 +235,13 @@ func (e *Entry) checkpointAsync() {
 			e.checkpointing = again
 			e.mu.Unlock()
 		}
-	}()
+	})
+	if !started {
+		e.mu.Lock()
+		e.checkpointing = false
+		e.mu.Unlock()
+		e.Release()
+	}
 }
 
 // Checkpoint claims the bytes written so far in the index: it commits the
@@ -280,20 +284,25 @@ func (e *Entry) Checkpoint() error {
 // kernel's own write-back bounds what it takes of the rest). The caller set
 // e.syncing.
 func (e *Entry) syncAsync() {
+	done := func() {
+		e.mu.Lock()
+		e.syncing = false
+		e.mu.Unlock()
+	}
 	e.Acquire()
-	e.store.background.Add(1)
-	go func() {
-		defer e.store.background.Done()
+	started := e.store.goBackground(func() {
 		defer e.Release()
+		defer done()
 		if err := e.file.Sync(); err != nil {
 			e.store.storageFailed(fmt.Sprintf("sync %q", e.key), err) // logs it
 		} else if err := e.store.db.Sync(); err != nil {
 			e.store.log.Error("cache: sync index", "err", err)
 		}
-		e.mu.Lock()
-		e.syncing = false
-		e.mu.Unlock()
-	}()
+	})
+	if !started { // Close syncs everything anyway
+		done()
+		e.Release()
+	}
 }
 
 func (e *Entry) durableRanges() rangeutil.Set {
@@ -388,7 +397,11 @@ func (e *Entry) Release() {
 	if !last {
 		return
 	}
-	if err := e.Checkpoint(); err != nil {
+	if s.afterClose() {
+		// A fill that outlived the shutdown: what it wrote since Close
+		// checkpointed stays unclaimed, like after a crash.
+		s.log.Debug("cache: entry released after close; its last bytes stay unclaimed", "key", e.key)
+	} else if err := e.Checkpoint(); err != nil {
 		if !errors.Is(err, ErrStorage) { // the store logged those
 			s.log.Error("cache: checkpoint on release", "key", e.key, "err", err)
 		}

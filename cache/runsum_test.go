@@ -108,3 +108,35 @@ func TestSyncsRunApartFromCheckpoints(t *testing.T) {
 	e.Release()
 	mustClose(t, s)
 }
+
+// TestNoBackgroundWorkAfterClose: a fill still writing after the store
+// closed (a download finishing at shutdown) starts no background
+// checkpoint or sync, which would use the closed index (Badger's Sync then
+// panicked). Its first write lands in the file; once it would run two
+// intervals ahead of the index, which can claim nothing now, it fails.
+func TestNoBackgroundWorkAfterClose(t *testing.T) {
+	s := openStore(t, t.TempDir(), Options{CheckpointBytes: 64 << 10, SyncBytes: 64 << 10})
+	e := mustCreate(t, s, "k", Meta{Size: 1 << 20})
+	mustClose(t, s)
+	var written int64
+	for off := int64(0); off < 512<<10; off += 128 << 10 {
+		p := content(0, off, 128<<10)
+		n, err := e.WriteAt(p, off)
+		written += int64(n)
+		if err != nil {
+			break
+		}
+	}
+	if written < 128<<10 {
+		t.Errorf("after Close, WriteAt wrote %d bytes, want at least the first 128 KiB", written)
+	}
+	s.background.Wait()
+	e.mu.Lock()
+	busy := e.checkpointing || e.syncing
+	e.mu.Unlock()
+	if busy {
+		t.Errorf("after Close, a background checkpoint or sync is marked running")
+	}
+	checkRange(t, e, 0, rangeutil.Range{Start: 0, End: written})
+	e.Release()
+}

@@ -95,9 +95,17 @@ type Store struct {
 	opts Options
 	log  *slog.Logger
 
-	// background counts checkpoints running in the background; Close
-	// waits for them before closing the index.
+	// background counts the goroutines that use the index in the
+	// background (checkpoints, syncs, the startup check); Close waits for
+	// them before closing the index. closing, guarded by bgMu, is set when
+	// Close begins: goBackground starts nothing after it.
 	background sync.WaitGroup
+	bgMu       sync.Mutex
+	closing    bool
+	// indexClosed, guarded by bgMu, is set as Close closes the index: an
+	// entry released later (a fill that outlived the shutdown) has nothing
+	// to commit to.
+	indexClosed bool
 
 	// quit, closed by Close, stops the maintenance goroutine (eviction and
 	// value-log GC), which maint counts. kick asks it for an eviction pass
@@ -263,6 +271,9 @@ func (s *Store) Dir() string { return s.dir }
 // index and releases the directory lock.
 func (s *Store) Close() error {
 	s.stopOnce.Do(func() { close(s.quit) })
+	s.bgMu.Lock()
+	s.closing = true // a fill still writing at shutdown starts no more background work
+	s.bgMu.Unlock()
 	s.maint.Wait()
 	s.mu.Lock()
 	entries := make([]*Entry, 0, len(s.live))
@@ -283,8 +294,35 @@ func (s *Store) Close() error {
 			errs = append(errs, s.markClean()) // only when everything is checkpointed and synced
 		}
 	}
+	s.bgMu.Lock()
+	s.indexClosed = true
+	s.bgMu.Unlock()
 	errs = append(errs, s.db.Close(), s.lock.Close())
 	return errors.Join(errs...)
+}
+
+// afterClose reports whether the index is closed.
+func (s *Store) afterClose() bool {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	return s.indexClosed
+}
+
+// goBackground runs fn in a goroutine that Close waits for, unless Close
+// has begun: then it runs nothing and returns false. Background work must
+// never touch the index after Close (Badger's Sync on a closed DB panics).
+func (s *Store) goBackground(fn func()) bool {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.background.Add(1)
+	go func() {
+		defer s.background.Done()
+		fn()
+	}()
+	return true
 }
 
 // Get returns the live entry for key with a reference the caller must
