@@ -162,9 +162,10 @@ func (e *Entry) OpenReader() (*os.File, error) {
 }
 
 // WriteAt writes body bytes at off and makes them readable. Every
-// CheckpointBytes it starts a checkpoint in the background; when this write
-// would take the unclaimed bytes past twice that, it first waits for one. Every SyncBytes it
-// starts a sync to disk in the background, which it never waits for.
+// CheckpointBytes it starts a checkpoint in the background; when this
+// write would take the unclaimed bytes past twice that, it first waits for
+// one. Every SyncBytes it starts a sync to disk in the background, which
+// it never waits for.
 func (e *Entry) WriteAt(p []byte, off int64) (int, error) {
 	if e.isObsolete() {
 		return 0, ErrObsolete

@@ -43,10 +43,11 @@ const DefaultPartialTTL = 7 * 24 * time.Hour
 // Options configure a Store. The zero value is valid.
 type Options struct {
 	// CheckpointBytes is how many bytes may be written to an entry between two
-	// checkpoints (commit its range set to the index). A writer that gets
-	// twice this far ahead of the index waits, so a crash of the process
-	// loses at most 2 × CheckpointBytes of a download. Zero means
-	// DefaultCheckpointBytes.
+	// checkpoints (commit its range set to the index). A write that would
+	// take the writer more than twice this far ahead of the index waits for
+	// a checkpoint first, so a crash of the process loses at most
+	// 2 × CheckpointBytes of a download (or one write, if larger). Zero
+	// means DefaultCheckpointBytes.
 	CheckpointBytes int64
 	// SyncBytes is how many bytes may be written to an entry between two
 	// syncs to disk, which run in the background: a power loss takes about
