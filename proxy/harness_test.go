@@ -68,6 +68,9 @@ type tWriter struct {
 
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
+	if strings.Contains(string(p), "handler panicked") {
+		w.t.Errorf("the proxy panicked serving a request (see the log above)")
+	}
 	w.logs.add(string(p))
 	return len(p), nil
 }

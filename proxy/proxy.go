@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -211,6 +212,21 @@ func NewServer(p *Proxy) *http.Server {
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		ErrorLog:          log.New(serverLog{p.log}, "", 0),
 	}
+}
+
+// serverLog takes net/http's server log lines. Most are about clients
+// (bad TLS, closed connections) and go to debug; a handler that panicked
+// is a bug of ours, and its stack goes out as an error.
+type serverLog struct{ l *slog.Logger }
+
+func (s serverLog) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	if strings.HasPrefix(line, "http: panic serving") {
+		s.l.Error("handler panicked; connection closed", "log", line)
+	} else {
+		s.l.Debug("http server", "log", line)
+	}
+	return len(p), nil
 }

@@ -113,8 +113,13 @@ func (p *Proxy) fetchShared(req *http.Request, key string) *http.Response {
 // the same version lets us serve cached bytes and then the fetched ones; a
 // 200 means the resource changed, and that response replaces the entry.
 func (p *Proxy) refill(req *http.Request, e *cache.Entry, need, gap rangeutil.Range) *http.Response {
+	gaps := e.Meta().Ranges.Missing(need)
+	if len(gaps) == 0 { // a fill wrote them since the caller looked
+		p.leave(e)
+		return nil
+	}
 	xc := xPartial
-	if m := e.Meta(); m.Ranges.Missing(need)[0] == need {
+	if gaps[0] == need {
 		xc = xMiss
 	}
 	f, owner := e.Claim(gap.Start, need.End)
