@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"net/http"
 	"testing"
 
 	"github.com/resumeproxy/resumeproxy/internal/testorigin"
+	"github.com/resumeproxy/resumeproxy/rangeutil"
 )
 
 // TestConcurrentColdClients is issue 3's bar: 16 clients ask at once for
@@ -64,5 +66,35 @@ func TestConcurrentWeakETagClients(t *testing.T) {
 	results := h.getAll(4, u, func(int) []string { return nil })
 	for i, r := range results {
 		wantBody(t, "client "+itoa(int64(i)), r, 200, 0, 0, size)
+	}
+}
+
+// TestRefillOfRangeFilledMeanwhile: a request that saw a gap can reach
+// refill after a fill wrote it. refill then finds nothing missing and
+// starts over (nil) instead of failing, or indexing an empty gap list,
+// which panicked and closed the client's connection.
+func TestRefillOfRangeFilledMeanwhile(t *testing.T) {
+	const size = 2 * mib
+	h := newHarness(t)
+	u := h.set("/f", testorigin.Resource{Size: size, CacheControl: "max-age=600"})
+	wantBody(t, "first client", h.get(u), 200, 0, 0, size) // the entry is complete now
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := h.store.Get(cacheKey(req.URL))
+	if err != nil || e == nil {
+		t.Fatalf("store.Get = %v, %v; want the stored entry", e, err)
+	}
+	e.Join()
+	whole := rangeutil.Range{Start: 0, End: size}
+	stale := rangeutil.Range{Start: size / 2, End: size} // the gap the request saw
+	if resp := h.proxy.refill(req, e, whole, stale); resp != nil {
+		t.Errorf("refill of a range present meanwhile = %d response, want nil (start over)", resp.StatusCode)
+	}
+	r := h.get(u)
+	wantBody(t, "next client", r, 200, 0, 0, size)
+	if got := r.header.Get("X-Cache"); got != "HIT" {
+		t.Errorf("next client: X-Cache %q, want HIT", got)
 	}
 }
