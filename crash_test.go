@@ -172,9 +172,9 @@ func runCrashLoop(t *testing.T, c crashLoop) {
 	} else if now.Covered() != c.size {
 		t.Errorf("after the final download and SIGTERM the index claims %v, want [0,%d)", now, c.size)
 	}
-	// Not an assertion yet: a version created by a proxy killed before its
-	// first commit leaves a body file the index never names, and nothing
-	// removes it (docs/ARCHITECTURE.md: no startup scan yet, issue 3).
+	// Not an assertion: a version created by a proxy killed before its
+	// first commit leaves a body file the index never names until the next
+	// start, whose reconcile removes it (docs/ARCHITECTURE.md, startup).
 	if files, _ := bodyFiles(t, cacheDir, id); files != 1 {
 		t.Logf("NOTE: %d body files for one entry: %d orphaned by the kills", files, files-1)
 	}
