@@ -261,7 +261,7 @@ func (e *Entry) Checkpoint() error {
 		e.mu.Unlock()
 		return nil
 	}
-	snap := e.meta.record()
+	snap := e.meta.clone()
 	e.sinceCheckpoint = 0
 	e.mu.Unlock()
 	if snap.Ranges.Equal(e.durableRanges()) {
@@ -320,7 +320,7 @@ func (e *Entry) Update(fn func(m *Meta)) error {
 	defer e.ckMu.Unlock()
 	e.mu.Lock()
 	fn(&e.meta)
-	m := e.meta.record()
+	m := e.meta.clone()
 	m.Ranges = e.durable.Clone()
 	e.signalLocked()
 	e.mu.Unlock()

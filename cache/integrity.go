@@ -60,9 +60,8 @@ type blockSum struct {
 // the durable set: from the bytes as they were written when WriteAt saw
 // the whole block in order (runningSums), else by reading the block back.
 // It looks only at the blocks the new bytes touch, so a checkpoint costs
-// the same at any point of a long download. The sums are recorded in the
-// live metadata, those blocks count as verified for this process, and it
-// returns them for the commit to store.
+// the same at any point of a long download. Those blocks count as verified
+// for this process, and it returns the sums for the commit to store.
 func (e *Entry) sumNewBlocks(snap *Meta) ([]blockSum, error) {
 	if snap.Size < 0 {
 		return nil, nil
@@ -93,16 +92,10 @@ func (e *Entry) sumNewBlocks(snap *Meta) ([]blockSum, error) {
 	if len(fresh) == 0 {
 		return nil, nil
 	}
-	e.mu.Lock()
-	if int64(len(e.meta.Sums)) != numBlocks(snap.Size) {
-		e.meta.Sums = make([]uint32, numBlocks(snap.Size))
-	}
 	blocks := make([]int64, len(fresh))
 	for i, bs := range fresh {
-		e.meta.Sums[bs.block] = bs.sum
 		blocks[i] = bs.block
 	}
-	e.mu.Unlock()
 	e.store.verified.mark(e.id, blocks...)
 	for _, b := range blocks {
 		e.markChecked(b)
@@ -163,7 +156,7 @@ func (e *Entry) dropBlock(b int64) error {
 	br := blockRange(b, e.meta.Size)
 	e.meta.Ranges.Remove(br)
 	e.durable.Remove(br)
-	m := e.meta.record()
+	m := e.meta.clone()
 	m.Ranges = e.durable.Clone()
 	e.signalLocked()
 	e.mu.Unlock()

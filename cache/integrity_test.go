@@ -24,8 +24,8 @@ func storeWith(t *testing.T, dir string, size int64, keys ...string) (*Store, ma
 		if err := e.Checkpoint(); err != nil {
 			t.Fatalf("Checkpoint: %v", err)
 		}
-		if got, want := len(e.Meta().Sums), int(numBlocks(size)); got != want {
-			t.Fatalf("Sums has %d slots, want %d", got, want)
+		if _, have, err := s.loadSums(e.Meta().ID, size); err != nil || len(have) != int(numBlocks(size)) || slices.Contains(have, false) {
+			t.Fatalf("stored sums: have %v (err %v), want one for each of the %d blocks", have, err, numBlocks(size))
 		}
 		paths[key] = s.bodyPath(e.Meta().ID)
 		e.Release()

@@ -38,11 +38,6 @@ type Meta struct {
 	// this record; after a power loss, that run's entries are cut back and
 	// checked first.
 	Epoch uint64 `json:"epoch,omitempty"`
-	// Sums holds the CRC32C of the blocks this process completed, indexed
-	// by block number, until they are committed; other slots are unused.
-	// Not part of the record: each sum has its own key (sums.go), read one
-	// at a time when a block is first verified.
-	Sums []uint32 `json:"-"`
 	// RequestTime and ResponseTime bracket the upstream exchange that produced
 	// (or last revalidated) Header; freshness is computed from them
 	// (RFC 9111 §4.2.3).
@@ -72,19 +67,10 @@ func (m *Meta) lastUse() time.Time {
 }
 
 func (m *Meta) clone() Meta {
-	c := m.record()
-	c.Sums = append([]uint32(nil), m.Sums...)
-	return c
-}
-
-// record is a copy of what the index record holds: all but Sums, which is
-// as long as the file has blocks, so a checkpoint does not copy it.
-func (m *Meta) record() Meta {
 	c := *m
 	c.Header = cloneHeader(m.Header)
 	c.RequestHeader = cloneHeader(m.RequestHeader)
 	c.Ranges = m.Ranges.Clone()
-	c.Sums = nil
 	return c
 }
 
