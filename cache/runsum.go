@@ -10,9 +10,9 @@ import (
 // download that read-back was a sixth of the proxy's CPU time.
 //
 // A block's sum runs only while its bytes arrive in order from the block's
-// start, which is how a fill writes. A block written any other way (two
-// fills meeting inside it, a write that failed part way) has no running
-// sum, and the checkpoint reads it back as before.
+// start, which is how a fill writes (a short write adds what it wrote, and
+// the fill goes on from there). A block written any other way (two fills
+// meeting inside it) has no running sum, and the checkpoint reads it back.
 type runningSums struct {
 	mu     sync.Mutex
 	blocks map[int64]runningSum
