@@ -7,6 +7,7 @@ package proxy
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"log/slog"
@@ -57,6 +58,15 @@ type Options struct {
 	Name string
 	// Logger receives events. Default slog.Default().
 	Logger *slog.Logger
+	// MITM, when set, intercepts HTTPS: see Interception. Default nil:
+	// every allowed CONNECT is a plain tunnel.
+	MITM *Interception
+	// ConnectPorts are the ports a CONNECT may reach; others get 403.
+	// Default [443].
+	ConnectPorts []int
+	// TunnelIdleTimeout closes a tunnel in which no byte moved either way
+	// for this long. Default 5m.
+	TunnelIdleTimeout time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -71,6 +81,10 @@ func (o *Options) setDefaults() {
 	o.IdleTimeout = cmp.Or(o.IdleTimeout, 30*time.Second)
 	o.QuickAbort.MaxTime = cmp.Or(o.QuickAbort.MaxTime, 10*time.Minute)
 	o.Name = cmp.Or(o.Name, "resumeproxy")
+	if len(o.ConnectPorts) == 0 {
+		o.ConnectPorts = []int{443}
+	}
+	o.TunnelIdleTimeout = cmp.Or(o.TunnelIdleTimeout, 5*time.Minute)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -112,6 +126,11 @@ type Proxy struct {
 	bufs  *buffers
 	now   func() time.Time
 
+	// mitm serves intercepted connections; nil without Options.MITM.
+	mitm *interceptor
+	// conns are the tunnels under way.
+	conns conns
+
 	// flightsMu guards flights: the cold fetches under way, by key.
 	flightsMu sync.Mutex
 	flights   map[string]*flight
@@ -135,18 +154,61 @@ func New(opts Options) *Proxy {
 	gp.OnRequest().DoFunc(p.onRequest)
 	gp.OnResponse().DoFunc(p.onResponse)
 	p.gp = gp
+	if opts.MITM != nil {
+		p.mitm = p.newInterceptor()
+	}
 	return p
+}
+
+// Shutdown stops taking intercepted connections and tunnels, waits for
+// those under way to end or ctx to be done, and then closes what is left.
+// Call it after http.Server.Shutdown of the proxy's server, which no
+// longer sees connections that became tunnels.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	var errs [2]error
+	var wg sync.WaitGroup
+	if p.mitm != nil {
+		wg.Go(func() {
+			if errs[0] = p.mitm.srv.Shutdown(ctx); errs[0] != nil {
+				_ = p.mitm.srv.Close() // the grace is over: cut the rest
+			}
+		})
+	}
+	wg.Go(func() { errs[1] = p.conns.shutdown(ctx) })
+	wg.Wait()
+	return errors.Join(errs[:]...)
+}
+
+// Close closes every intercepted connection and tunnel at once.
+func (p *Proxy) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = p.Shutdown(ctx) // a done context: nothing is waited for
+	return nil
 }
 
 // ServeHTTP serves one client request. It makes the client's connection
 // reachable from response bodies, so that a body that cannot be completed
 // cuts it (DESIGN invariant 4).
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect {
+		p.serveConnect(w, r)
+		return
+	}
 	ab := &aborter{w: w}
 	p.gp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), aborterKey{}, ab)))
 }
 
+// serveNonProxy answers requests addressed to the proxy itself (origin
+// form): /ca.pem with interception on, else a hint.
 func (p *Proxy) serveNonProxy(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/ca.pem" && p.opts.MITM != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Header().Set("Content-Disposition", `attachment; filename="resumeproxy-ca.pem"`)
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(p.opts.MITM.CAPEM)
+		return
+	}
 	http.Error(w, "resumeproxy is a forward proxy: send absolute-form requests (set http_proxy/https_proxy to this address)", http.StatusBadRequest)
 }
 
@@ -207,12 +269,18 @@ func (s slogPrinter) Printf(format string, v ...any) {
 // NewServer returns the HTTP server for p with the limits resumeproxy runs
 // with: bounded header size (larger requests get 431) and header read time.
 func NewServer(p *Proxy) *http.Server {
+	return newHTTPServer(p, p.log)
+}
+
+// newHTTPServer is a server with resumeproxy's limits, for clients and for
+// intercepted connections alike.
+func newHTTPServer(h http.Handler, l *slog.Logger) *http.Server {
 	return &http.Server{
-		Handler:           p,
+		Handler:           h,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          log.New(serverLog{p.log}, "", 0),
+		ErrorLog:          log.New(serverLog{l}, "", 0),
 	}
 }
 

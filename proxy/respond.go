@@ -22,6 +22,8 @@ var (
 	errMisplaced = errors.New("proxy: upstream body does not start where the fill is")
 	// errShort: the upstream body ended early but cleanly (a short 206).
 	errShort = errors.New("proxy: upstream body shorter than asked")
+	// errBadConnect: a CONNECT whose target is not host:port.
+	errBadConnect = errors.New("CONNECT needs a host:port target")
 )
 
 // statusError is an upstream answer that is neither the body nor a sign
