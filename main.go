@@ -26,19 +26,48 @@ import (
 const shutdownGrace = 10 * time.Second
 
 func main() {
-	if err := run(os.Args[1:], os.Stderr); err != nil {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "resumeproxy:", err)
-		os.Exit(1)
 	}
+	os.Exit(exitCode(err))
+}
+
+// usageError is a mistake in the command line or the configuration, which
+// the operator must fix before anything can run: exit status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// exitCode is 0 for success and --help, 2 for a usage or configuration
+// error, 1 for anything else.
+func exitCode(err error) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, new(usageError)):
+		return 2
+	}
+	return 1
 }
 
 // run parses args, serves until SIGINT/SIGTERM, then shuts down cleanly;
-// "resumeproxy verify" checks the cache instead.
-func run(args []string, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "verify" {
-		return runVerify(args[1:], os.Stdout, stderr)
+// the subcommands "verify" and "ca" do their one job instead.
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "verify":
+			return runVerify(args[1:], stdout, stderr)
+		case "ca":
+			return runCA(args[1:], stdout, stderr)
+		}
 	}
 	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	mitm, err := loadInterception(cfg.MITM, time.Now())
 	if err != nil {
 		return err
 	}
@@ -72,10 +101,14 @@ func run(args []string, stderr io.Writer) error {
 			FinishAbovePercent: cfg.QuickAbort.FinishAbovePercent,
 			MaxTime:            cfg.QuickAbort.MaxTime,
 		},
-		Logger: log,
+		Logger:            log,
+		MITM:              mitm,
+		ConnectPorts:      cfg.ConnectPorts,
+		TunnelIdleTimeout: cfg.TunnelIdleTimeout,
 	})
 	srv := proxy.NewServer(p)
-	log.Info("resumeproxy serving", "listen", ln.Addr().String(), "cache_dir", cfg.CacheDir)
+	log.Info("resumeproxy serving", "listen", ln.Addr().String(), "cache_dir", cfg.CacheDir,
+		"mitm", mitm != nil, "connect_ports", cfg.ConnectPorts)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
@@ -88,8 +121,10 @@ func run(args []string, stderr io.Writer) error {
 		if serr := srv.Shutdown(sctx); serr != nil {
 			srv.Close()
 		}
+		_ = p.Shutdown(sctx) // tunnels and intercepted connections: cut when the grace ends
 		cancel()
 	}
+	p.Close()
 	if cerr := store.Close(); cerr != nil {
 		log.Error("closing cache", "err", cerr)
 	}
@@ -99,24 +134,35 @@ func run(args []string, stderr io.Writer) error {
 	return err
 }
 
-// parseFlags applies defaults, then --config, then the other flags.
+// parseFlags applies defaults, then --config, then the other flags. Its
+// errors are usageErrors.
 func parseFlags(args []string, stderr io.Writer) (config.Config, error) {
+	cfg, err := parseServeFlags(args, stderr)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		err = usageError{err}
+	}
+	return cfg, err
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (config.Config, error) {
 	fs := flag.NewFlagSet("resumeproxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: resumeproxy [flags]\n       resumeproxy ca init [--dir DIR] | ca cert [--dir DIR]\n       resumeproxy verify [flags]\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	cfgPath := fs.String("config", "", "YAML configuration `file` (see config.example.yaml)")
 	listen := fs.String("listen", "", "address to serve on (default 127.0.0.1:3128)")
 	cacheDir := fs.String("cache-dir", "", "cache `directory` (default: resumeproxy under the user cache dir)")
-	mitm := fs.Bool("mitm", false, "intercept HTTPS (needs --ca-cert and --ca-key)")
-	fs.String("ca-cert", "", "CA certificate `PEM` for --mitm")
-	fs.String("ca-key", "", "CA private key `PEM` for --mitm")
+	mitm := fs.Bool("mitm", false, "intercept HTTPS with your own CA (see resumeproxy ca init)")
+	caCert := fs.String("ca-cert", "", "CA certificate `PEM` for --mitm (default: the one ca init wrote)")
+	caKey := fs.String("ca-key", "", "CA private key `PEM` for --mitm (default: the one ca init wrote)")
+	ports := fs.String("connect-ports", "", "comma-separated `ports` a CONNECT may reach (default 443)")
 	if err := fs.Parse(args); err != nil {
 		return config.Config{}, err
 	}
 	if fs.NArg() > 0 {
 		return config.Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if *mitm {
-		return config.Config{}, errors.New("--mitm: HTTPS interception is not implemented yet; HTTPS passes through as a tunnel")
 	}
 	cfg := config.Default()
 	if *cfgPath != "" {
@@ -130,6 +176,17 @@ func parseFlags(args []string, stderr io.Writer) (config.Config, error) {
 	}
 	if *cacheDir != "" {
 		cfg.CacheDir = *cacheDir
+	}
+	cfg.MITM.Enabled = cfg.MITM.Enabled || *mitm
+	if *caCert != "" || *caKey != "" {
+		cfg.MITM.CACert, cfg.MITM.CAKey = *caCert, *caKey
+	}
+	if *ports != "" {
+		p, err := config.ParsePorts(*ports)
+		if err != nil {
+			return cfg, fmt.Errorf("--connect-ports: %w", err)
+		}
+		cfg.ConnectPorts = p
 	}
 	return cfg, cfg.Validate()
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 	if got.CacheDir != wantDir {
 		t.Errorf("parseFlags(nil).CacheDir = %q, want %q", got.CacheDir, wantDir)
 	}
-	if want := config.Default(); got != want {
+	if want := config.Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("parseFlags(nil) = %+v, want config.Default() = %+v", got, want)
 	}
 }
@@ -88,7 +89,7 @@ func TestParseFlagsOverrides(t *testing.T) {
 			if tt.cacheDir != "" {
 				want.CacheDir = tt.cacheDir
 			}
-			if got != want {
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("parseFlags(%q) = %+v, want %+v", tt.args, got, want)
 			}
 		})
@@ -105,7 +106,7 @@ func TestParseFlagsConfigExample(t *testing.T) {
 	}
 	want := config.Default()
 	want.CacheDir = got.CacheDir // the example leaves it commented out, as a sample path
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("parseFlags(--config config.example.yaml) = %+v, want config.Default() = %+v", got, want)
 	}
 	if got.CacheDir == "" {
@@ -134,8 +135,10 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"unknown nested key", cfg("upstream: {retrys: 3}\n"), []string{"retrys"}},
 		{"missing config", []string{"--config", filepath.Join(t.TempDir(), "absent.yaml")}, []string{"absent.yaml"}},
 		{"listen without port", []string{"--listen", "localhost"}, []string{"listen"}},
-		{"mitm", []string{"--mitm"}, []string{"--mitm"}},
-		{"mitm with CA", []string{"--mitm", "--ca-cert", "ca.pem", "--ca-key", "key.pem"}, []string{"--mitm"}},
+		{"connect ports", []string{"--connect-ports", "443,x"}, []string{"--connect-ports", `"x"`}},
+		{"connect port range", []string{"--connect-ports", "70000"}, []string{"--connect-ports", "70000"}},
+		{"bad mitm host", cfg("mitm: {hosts: ['https://x/']}\n"), []string{"mitm.hosts"}},
+		{"ca key without cert", cfg("mitm: {ca_key: k.pem}\n"), []string{"mitm.ca_cert"}},
 		{"stray argument", []string{"--listen", "127.0.0.1:1", "serve"}, []string{`"serve"`}},
 		{"unknown flag", []string{"--port", "1"}, []string{"port"}},
 	}
@@ -154,13 +157,17 @@ func TestParseFlagsErrors(t *testing.T) {
 	}
 }
 
-// TestMainRunRejectsBadFlags: run reports a flag error without touching
-// the cache directory.
+// TestMainRunRejectsBadFlags: run reports a flag error (here: --mitm with
+// no CA anywhere) without touching the cache directory.
 func TestMainRunRejectsBadFlags(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir()) // no CA from ca init
 	dir := filepath.Join(t.TempDir(), "cache")
-	err := run([]string{"--cache-dir", dir, "--mitm"}, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "--mitm") {
-		t.Errorf("run(--mitm) = %v, want an error about --mitm", err)
+	err := run([]string{"--cache-dir", dir, "--mitm"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--mitm") || !strings.Contains(err.Error(), "resumeproxy ca init") {
+		t.Errorf("run(--mitm) = %v, want an error about --mitm that names resumeproxy ca init", err)
+	}
+	if got := exitCode(err); got != 2 {
+		t.Errorf("exitCode(%v) = %d, want 2", err, got)
 	}
 	if _, serr := os.Stat(dir); !errors.Is(serr, os.ErrNotExist) {
 		t.Errorf("run(--mitm) created the cache directory %s (stat: %v), want it untouched", dir, serr)
@@ -177,7 +184,7 @@ func TestMainRunListenFails(t *testing.T) {
 	defer ln.Close()
 	dir := t.TempDir()
 	errc := make(chan error, 1)
-	go func() { errc <- run([]string{"--listen", ln.Addr().String(), "--cache-dir", dir}, io.Discard) }()
+	go func() { errc <- run([]string{"--listen", ln.Addr().String(), "--cache-dir", dir}, io.Discard, io.Discard) }()
 	select {
 	case err = <-errc:
 	case <-time.After(15 * time.Second):
@@ -204,7 +211,7 @@ func TestMainRunLockedCacheDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	err = run([]string{"--listen", "127.0.0.1:0", "--cache-dir", dir}, io.Discard)
+	err = run([]string{"--listen", "127.0.0.1:0", "--cache-dir", dir}, io.Discard, io.Discard)
 	if !errors.Is(err, cache.ErrLocked) {
 		t.Fatalf("run on a locked cache dir = %v, want cache.ErrLocked", err)
 	}

@@ -3,13 +3,11 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/resumeproxy/resumeproxy/internal/hostglob"
@@ -153,14 +151,15 @@ func (p *Proxy) handshakeFailed(host, client string, sentCert bool, err error) {
 
 // refusedCertificate reports whether a handshake error means the client
 // rejected our certificate: a certificate alert (crypto/tls reports remote
-// alerts only as text), or a hang-up right after the certificate was sent,
-// as some pinning clients do.
+// alerts only as text), or any failure but a timeout once the certificate
+// was sent. Clients refuse in many ways: some hang up (pinning apps), and
+// curl with TLS 1.3 sends an alert that reads here as "bad record MAC".
 func refusedCertificate(err error, sentCert bool) bool {
 	msg := err.Error()
 	if strings.Contains(msg, "remote error: tls:") && strings.Contains(msg, "certificate") {
 		return true
 	}
-	return sentCert && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
+	return sentCert && !isTimeout(err)
 }
 
 // firstRefusal records a refusal for host and reports whether it is the

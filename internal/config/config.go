@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/resumeproxy/resumeproxy/internal/hostglob"
 )
 
 // Config is the whole configuration.
@@ -51,6 +53,37 @@ type Config struct {
 	QuickAbort QuickAbort `yaml:"quick_abort"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
+	// ConnectPorts are the ports a CONNECT may reach; others get 403, with
+	// or without interception (--connect-ports). Default [443].
+	ConnectPorts []int `yaml:"connect_ports"`
+	// TunnelIdleTimeout closes a CONNECT tunnel in which no byte moved
+	// either way for this long. Default 5m.
+	TunnelIdleTimeout time.Duration `yaml:"tunnel_idle_timeout"`
+	// MITM configures HTTPS interception.
+	MITM MITM `yaml:"mitm"`
+}
+
+// MITM configures HTTPS interception: CONNECTs to the selected hosts are
+// decrypted with certificates from the operator's CA and served through the
+// cache like plain HTTP.
+type MITM struct {
+	// Enabled turns interception on (--mitm). Default false: every
+	// allowed CONNECT is a plain tunnel.
+	Enabled bool `yaml:"enabled"`
+	// CACert and CAKey are the CA's PEM files (--ca-cert, --ca-key).
+	// Default "": the CA that "resumeproxy ca init" wrote (ca.pem and
+	// ca-key.pem in resumeproxy under the user's config directory).
+	CACert string `yaml:"ca_cert"`
+	CAKey  string `yaml:"ca_key"`
+	// Hosts are the CONNECT hosts to intercept, as globs ("*.example.com").
+	// Default ["*"]: all.
+	Hosts []string `yaml:"hosts"`
+	// Bypass are hosts tunnelled untouched even when Hosts matches them:
+	// clients that pin certificates. Default none.
+	Bypass []string `yaml:"bypass"`
+	// LeafCache is how many leaf certificates are kept (one per server
+	// name; least recently used dropped). Default 1000.
+	LeafCache int `yaml:"leaf_cache"`
 }
 
 // Upstream configures requests to origin servers and resumption.
@@ -99,8 +132,11 @@ func Default() Config {
 			BackoffMax:     10 * time.Second,
 			IdleTimeout:    30 * time.Second,
 		},
-		QuickAbort: QuickAbort{MaxTime: 10 * time.Minute},
-		LogLevel:   "info",
+		QuickAbort:        QuickAbort{MaxTime: 10 * time.Minute},
+		LogLevel:          "info",
+		ConnectPorts:      []int{443},
+		TunnelIdleTimeout: 5 * time.Minute,
+		MITM:              MITM{Hosts: []string{"*"}, Bypass: []string{}, LeafCache: 1000},
 	}
 }
 
@@ -175,7 +211,58 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel))
 	}
+	errs = append(errs, c.validateConnect()...)
 	return errors.Join(errs...)
+}
+
+// validateConnect checks the CONNECT and interception keys.
+func (c Config) validateConnect() []error {
+	var errs []error
+	if len(c.ConnectPorts) == 0 {
+		errs = append(errs, errors.New("connect_ports: empty: no CONNECT could succeed (the default is [443])"))
+	}
+	for _, p := range c.ConnectPorts {
+		if p < 1 || p > 65535 {
+			errs = append(errs, fmt.Errorf("connect_ports: %d is not a port (1..65535)", p))
+		}
+	}
+	if c.TunnelIdleTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("tunnel_idle_timeout: must be positive, got %v", c.TunnelIdleTimeout))
+	}
+	m := c.MITM
+	if len(m.Hosts) == 0 {
+		errs = append(errs, errors.New(`mitm.hosts: empty: nothing would be intercepted (the default, ["*"], is all hosts)`))
+	}
+	if _, err := hostglob.Parse(m.Hosts); err != nil {
+		errs = append(errs, fmt.Errorf("mitm.hosts: %w", err))
+	}
+	if _, err := hostglob.Parse(m.Bypass); err != nil {
+		errs = append(errs, fmt.Errorf("mitm.bypass: %w", err))
+	}
+	if m.LeafCache < 1 {
+		errs = append(errs, fmt.Errorf("mitm.leaf_cache: must be at least 1, got %d", m.LeafCache))
+	}
+	switch {
+	case m.CACert != "" && m.CAKey == "":
+		errs = append(errs, errors.New("mitm.ca_key: empty while mitm.ca_cert is set: set both, or neither for the CA of resumeproxy ca init"))
+	case m.CACert == "" && m.CAKey != "":
+		errs = append(errs, errors.New("mitm.ca_cert: empty while mitm.ca_key is set: set both, or neither for the CA of resumeproxy ca init"))
+	}
+	return errs
+}
+
+// ParsePorts parses a comma-separated port list ("443,8443"), as
+// --connect-ports takes it.
+func ParsePorts(s string) ([]int, error) {
+	var ports []int
+	for _, f := range strings.Split(s, ",") {
+		p, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || p < 1 || p > 65535 {
+			return nil, fmt.Errorf("%q is not a port (1..65535)", strings.TrimSpace(f))
+		}
+		ports = append(ports, p)
+	}
+	return ports, nil
 }
 
 // Size is a byte count written as a plain number or with a unit: 512KiB,

@@ -46,8 +46,11 @@ func TestDefault(t *testing.T) {
 			BackoffMax:     10 * time.Second,
 			IdleTimeout:    30 * time.Second,
 		},
-		QuickAbort: QuickAbort{MaxTime: 10 * time.Minute},
-		LogLevel:   "info",
+		QuickAbort:        QuickAbort{MaxTime: 10 * time.Minute},
+		LogLevel:          "info",
+		ConnectPorts:      []int{443},
+		TunnelIdleTimeout: 5 * time.Minute,
+		MITM:              MITM{Hosts: []string{"*"}, Bypass: []string{}, LeafCache: 1000},
 	}
 	got := Default()
 	if !reflect.DeepEqual(got, want) {
@@ -335,6 +338,19 @@ func TestValidate(t *testing.T) {
 		{"log_level", func(c *Config) { c.LogLevel = "verbose" }},
 		{"log_level", func(c *Config) { c.LogLevel = "" }},
 		{"log_level", func(c *Config) { c.LogLevel = "INFO" }},
+		{"", func(c *Config) { c.ConnectPorts = []int{443, 8443} }},
+		{"connect_ports", func(c *Config) { c.ConnectPorts = nil }},
+		{"connect_ports", func(c *Config) { c.ConnectPorts = []int{443, 70000} }},
+		{"connect_ports", func(c *Config) { c.ConnectPorts = []int{0} }},
+		{"tunnel_idle_timeout", func(c *Config) { c.TunnelIdleTimeout = 0 }},
+		{"", func(c *Config) { c.MITM.Hosts, c.MITM.Bypass = []string{"*.example.com"}, []string{"pinned.example.com"} }},
+		{"mitm.hosts", func(c *Config) { c.MITM.Hosts = nil }},
+		{"mitm.hosts", func(c *Config) { c.MITM.Hosts = []string{"https://example.com/"} }},
+		{"mitm.bypass", func(c *Config) { c.MITM.Bypass = []string{"[a-"} }},
+		{"mitm.leaf_cache", func(c *Config) { c.MITM.LeafCache = 0 }},
+		{"", func(c *Config) { c.MITM.CACert, c.MITM.CAKey = "ca.pem", "ca-key.pem" }},
+		{"mitm.ca_key", func(c *Config) { c.MITM.CACert = "ca.pem" }},
+		{"mitm.ca_cert", func(c *Config) { c.MITM.CAKey = "ca-key.pem" }},
 	} {
 		cfg := Default()
 		c.mutate(&cfg)
@@ -364,7 +380,7 @@ func TestValidateAllInvalid(t *testing.T) {
 	lines := strings.Split(err.Error(), "\n")
 	keys := []string{"listen", "cache_dir", "checkpoint_interval", "sync_interval", "max_size", "partial_ttl", "upstream.retry_window",
 		"upstream.backoff_initial", "upstream.backoff_max", "upstream.idle_timeout", "quick_abort.max_time",
-		"upstream.retries", "log_level"}
+		"upstream.retries", "log_level", "connect_ports", "tunnel_idle_timeout", "mitm.hosts", "mitm.leaf_cache"}
 	if len(lines) != len(keys) {
 		t.Errorf("Validate(%+v) = %d errors, want %d:\n%v", cfg, len(lines), len(keys), err)
 	}
