@@ -1,6 +1,8 @@
 package testorigin
 
 import (
+	"crypto/tls"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -142,5 +144,18 @@ func drop(rc *http.ResponseController) {
 		// server reset the stream or close the connection instead.
 		panic(http.ErrAbortHandler)
 	}
-	_ = conn.Close() // the close is the fault; its error tells nothing more
+	_ = transport(conn).Close() // the close is the fault; its error tells nothing more
+}
+
+// transport returns the TCP connection under a TLS one, or c itself. drop
+// closes it without sending a TLS close_notify, which says the data ended
+// there: a body delimited by the close (a chunked resource asked for over
+// HTTP/1.0) would look complete. Without it, RFC 8446 §6.1 lets the client
+// see a truncation, as if the network had failed (wget does; curl and Go's
+// crypto/tls accept an EOF between records and rely on HTTP's framing).
+func transport(c net.Conn) net.Conn {
+	if tc, ok := c.(*tls.Conn); ok {
+		return tc.NetConn()
+	}
+	return c
 }
