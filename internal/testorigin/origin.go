@@ -10,8 +10,10 @@
 package testorigin
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -112,16 +114,35 @@ func (o *Origin) close() {
 
 // Set serves r at path (which starts with "/"), replacing any earlier
 // resource there. Queued faults and counts for the path are kept. Responses
-// already under way continue with the resource they started with.
+// already under way continue with the resource they started with. With
+// Data, a zero Size becomes len(Data) and any other mismatch fails the test.
 func (o *Origin) Set(path string, r Resource) {
 	o.tb.Helper()
-	if r.Size < 0 {
-		o.tb.Fatalf("testorigin: Set(%q): Size = %d, want >= 0", path, r.Size)
+	r, err := normalize(r)
+	if err != nil {
+		o.tb.Fatalf("testorigin: Set(%q): %v", path, err)
+		return
 	}
-	r.Header = r.Header.Clone()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.pathLocked(path).res = &r
+}
+
+// normalize checks r and returns the copy the origin keeps: Size filled in
+// from Data, Data and Header cloned so the caller may reuse them.
+func normalize(r Resource) (Resource, error) {
+	if r.Data != nil {
+		if r.Size != 0 && r.Size != int64(len(r.Data)) {
+			return r, fmt.Errorf("Size = %d, want len(Data) = %d (or 0)", r.Size, len(r.Data))
+		}
+		r.Size = int64(len(r.Data))
+		r.Data = bytes.Clone(r.Data)
+	}
+	if r.Size < 0 {
+		return r, fmt.Errorf("Size = %d, want >= 0", r.Size)
+	}
+	r.Header = r.Header.Clone()
+	return r, nil
 }
 
 // SetVersion changes the version of the resource at path: the file changed

@@ -81,21 +81,21 @@ func (o *Origin) serveContent(w http.ResponseWriter, r *http.Request, res Resour
 		return
 	}
 	stop, action := fault.cutAt(p.rng)
-	if o.writeContent(w, rc, r.URL.Path, res.Version, httpRange{p.rng.start, stop}) != nil {
+	if o.writeContent(w, rc, r.URL.Path, res, httpRange{p.rng.start, stop}) != nil {
 		return // the client went away; nothing left to cut
 	}
 	o.act(rc, r, action)
 }
 
-// writeContent writes bytes rng of version v in blockSize writes, flushing
-// each so that the client sees exactly the bytes before a cut. Each write is
-// counted before it is made and corrected after, so the count never lags
-// what the client has read.
-func (o *Origin) writeContent(w http.ResponseWriter, rc *http.ResponseController, path string, v int, rng httpRange) error {
+// writeContent writes bytes rng of res's content in blockSize writes,
+// flushing each so that the client sees exactly the bytes before a cut. Each
+// write is counted before it is made and corrected after, so the count never
+// lags what the client has read.
+func (o *Origin) writeContent(w http.ResponseWriter, rc *http.ResponseController, path string, res Resource, rng httpRange) error {
 	buf := make([]byte, blockSize)
 	for off := rng.start; off < rng.end; {
 		b := buf[:min(rng.end-off, blockSize)]
-		fill(v, off, b)
+		res.content(off, b)
 		o.count(path, int64(len(b)))
 		n, err := w.Write(b)
 		if n < len(b) {
