@@ -1,15 +1,19 @@
-// Package testorigin is an origin server for resumeproxy's tests: deterministic
-// content of any size, RFC 9110 conditionals and single byte ranges, faults
-// injected at byte offsets (dropped connections, stalls, failures, lying
-// Content-Range, a file replaced mid-download) and exact accounting of the
-// body bytes sent, so a test can prove that a resume fetched only what was
-// missing.
+// Package testorigin is an origin server for resumeproxy's tests, over plain
+// HTTP or over TLS with a CA of its own: deterministic content of any size,
+// RFC 9110 conditionals and single byte ranges, faults injected at byte
+// offsets (dropped connections, stalls, failures, lying Content-Range, a
+// file replaced mid-download) and exact accounting of the body bytes sent,
+// so a test can prove that a resume fetched only what was missing.
 //
 // Lock order: Origin.mu is the only lock. It is never held while writing to
 // a client.
 package testorigin
 
 import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,14 +21,26 @@ import (
 	"testing"
 )
 
-// Origin is an HTTP/1.1 server on 127.0.0.1 serving Resources by path.
-// All methods are safe for concurrent use.
+// Origin is an HTTP/1.1 server on 127.0.0.1, plain (New) or behind TLS
+// (NewTLS), serving Resources by path. Both kinds share the handler, the
+// faults and the accounting. All methods are safe for concurrent use.
 type Origin struct {
-	// URL is the base URL, http://127.0.0.1:port, without a trailing slash.
+	// URL is the base URL without a trailing slash: http://127.0.0.1:port,
+	// or https://127.0.0.1:port for a TLS origin.
 	URL string
+	// Addr is the listening address, 127.0.0.1:port, for tests that dial
+	// the origin themselves or map a host name to it.
+	Addr string
+	// CAFile is the path of a PEM file holding the CA certificate that
+	// signed a TLS origin's certificate, for clients that take a file
+	// (curl --cacert, pip --cert, SSL_CERT_FILE); "" for a plain origin.
+	CAFile string
 
 	tb  testing.TB
 	srv *httptest.Server
+	// ca is the CA of a TLS origin, nil for a plain one; never changed
+	// after NewTLS returns.
+	ca *x509.Certificate
 	// done is closed when the origin shuts down; it releases stalled responses.
 	done chan struct{}
 
@@ -55,23 +71,35 @@ type Request struct {
 	Header http.Header
 }
 
-// New starts an origin on 127.0.0.1:0 that tb's cleanup closes. Closing
-// releases stalled responses and cuts connections still open, so a test that
-// forgets a body does not hang.
+// New starts a plain HTTP origin on 127.0.0.1:0 that tb's cleanup closes.
+// Closing releases stalled responses and cuts connections still open, so a
+// test that forgets a body does not hang.
 func New(tb testing.TB) *Origin {
+	tb.Helper()
+	return start(tb, nil)
+}
+
+// start starts an origin on 127.0.0.1:0, behind TLS when cfg is non-nil.
+func start(tb testing.TB, cfg *tls.Config) *Origin {
 	tb.Helper()
 	o := &Origin{tb: tb, done: make(chan struct{}), paths: make(map[string]*pathState)}
 	// Our own listener, because httptest falls back to [::1] and the
 	// origin must be reachable at 127.0.0.1 only.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		tb.Fatalf("testorigin: New: listen: %v", err)
+		tb.Fatalf("testorigin: listen: %v", err)
 	}
 	o.srv = httptest.NewUnstartedServer(http.HandlerFunc(o.serve))
 	o.srv.Listener.Close()
+	// TLS wraps the small buffers, so they apply to the TCP connection.
 	o.srv.Listener = smallSendBuffers{ln}
-	o.srv.Start()
-	o.URL = o.srv.URL
+	if cfg == nil {
+		o.srv.Start()
+	} else {
+		o.srv.TLS = cfg
+		o.srv.StartTLS()
+	}
+	o.URL, o.Addr = o.srv.URL, ln.Addr().String()
 	tb.Cleanup(o.close)
 	return o
 }
@@ -86,16 +114,35 @@ func (o *Origin) close() {
 
 // Set serves r at path (which starts with "/"), replacing any earlier
 // resource there. Queued faults and counts for the path are kept. Responses
-// already under way continue with the resource they started with.
+// already under way continue with the resource they started with. With
+// Data, a zero Size becomes len(Data) and any other mismatch fails the test.
 func (o *Origin) Set(path string, r Resource) {
 	o.tb.Helper()
-	if r.Size < 0 {
-		o.tb.Fatalf("testorigin: Set(%q): Size = %d, want >= 0", path, r.Size)
+	r, err := normalize(r)
+	if err != nil {
+		o.tb.Fatalf("testorigin: Set(%q): %v", path, err)
+		return
 	}
-	r.Header = r.Header.Clone()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.pathLocked(path).res = &r
+}
+
+// normalize checks r and returns the copy the origin keeps: Size filled in
+// from Data, Data and Header cloned so the caller may reuse them.
+func normalize(r Resource) (Resource, error) {
+	if r.Data != nil {
+		if r.Size != 0 && r.Size != int64(len(r.Data)) {
+			return r, fmt.Errorf("Size = %d, want len(Data) = %d (or 0)", r.Size, len(r.Data))
+		}
+		r.Size = int64(len(r.Data))
+		r.Data = bytes.Clone(r.Data)
+	}
+	if r.Size < 0 {
+		return r, fmt.Errorf("Size = %d, want >= 0", r.Size)
+	}
+	r.Header = r.Header.Clone()
+	return r, nil
 }
 
 // SetVersion changes the version of the resource at path: the file changed

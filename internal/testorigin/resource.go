@@ -1,6 +1,8 @@
 package testorigin
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"strconv"
 	"time"
@@ -33,11 +35,19 @@ const lastModifiedBase = 1704067200
 // Resource describes one path served by the origin. The zero value is an
 // empty, strongly validated, range-capable resource of version 0.
 type Resource struct {
-	// Size is the length of the content in bytes.
+	// Size is the length of the content in bytes. With Data it may be left
+	// zero: Set makes it len(Data).
 	Size int64
 	// Version selects the content (see Byte); changing it also changes
 	// ETag and Last-Modified, like a file replaced on the server.
 	Version int
+	// Data, when non-nil, is the content instead of the deterministic
+	// stream: for files a real client opens (archives, index pages).
+	// Ranges, conditionals, faults and accounting work the same. Version
+	// still sets ETag and Last-Modified but no longer the content, so a test
+	// that replaces Data at a path must change Version too, as the origin
+	// would change its validators. Set keeps its own copy.
+	Data []byte
 	// Validators selects the validators sent; default StrongETag.
 	Validators Validators
 	// IgnoreRange makes the origin answer Range requests with 200 and the
@@ -76,8 +86,25 @@ func (r Resource) LastModified() time.Time {
 	return time.Time{}
 }
 
-// Sum returns the sha256 of r's whole content: see the package-level Sum.
-func (r Resource) Sum() string { return Sum(r.Version, r.Size) }
+// Sum returns the hex sha256 of r's whole content, what a client that
+// downloaded all of it must have received: the sha256 of Data when set,
+// else the package-level Sum(r.Version, r.Size).
+func (r Resource) Sum() string {
+	if r.Data == nil {
+		return Sum(r.Version, r.Size)
+	}
+	h := sha256.Sum256(r.Data)
+	return hex.EncodeToString(h[:])
+}
+
+// content writes bytes [off, off+len(p)) of r's content into p.
+func (r Resource) content(off int64, p []byte) {
+	if r.Data == nil {
+		fill(r.Version, off, p)
+		return
+	}
+	copy(p, r.Data[off:])
+}
 
 // representation returns what the conditionals of RFC 9110 §13 look at.
 func (r Resource) representation() representation {

@@ -1,6 +1,8 @@
 package testorigin
 
 import (
+	"crypto/tls"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -79,21 +81,21 @@ func (o *Origin) serveContent(w http.ResponseWriter, r *http.Request, res Resour
 		return
 	}
 	stop, action := fault.cutAt(p.rng)
-	if o.writeContent(w, rc, r.URL.Path, res.Version, httpRange{p.rng.start, stop}) != nil {
+	if o.writeContent(w, rc, r.URL.Path, res, httpRange{p.rng.start, stop}) != nil {
 		return // the client went away; nothing left to cut
 	}
 	o.act(rc, r, action)
 }
 
-// writeContent writes bytes rng of version v in blockSize writes, flushing
-// each so that the client sees exactly the bytes before a cut. Each write is
-// counted before it is made and corrected after, so the count never lags
-// what the client has read.
-func (o *Origin) writeContent(w http.ResponseWriter, rc *http.ResponseController, path string, v int, rng httpRange) error {
+// writeContent writes bytes rng of res's content in blockSize writes,
+// flushing each so that the client sees exactly the bytes before a cut. Each
+// write is counted before it is made and corrected after, so the count never
+// lags what the client has read.
+func (o *Origin) writeContent(w http.ResponseWriter, rc *http.ResponseController, path string, res Resource, rng httpRange) error {
 	buf := make([]byte, blockSize)
 	for off := rng.start; off < rng.end; {
 		b := buf[:min(rng.end-off, blockSize)]
-		fill(v, off, b)
+		res.content(off, b)
 		o.count(path, int64(len(b)))
 		n, err := w.Write(b)
 		if n < len(b) {
@@ -142,5 +144,18 @@ func drop(rc *http.ResponseController) {
 		// server reset the stream or close the connection instead.
 		panic(http.ErrAbortHandler)
 	}
-	_ = conn.Close() // the close is the fault; its error tells nothing more
+	_ = transport(conn).Close() // the close is the fault; its error tells nothing more
+}
+
+// transport returns the TCP connection under a TLS one, or c itself. drop
+// closes it without sending a TLS close_notify, which says the data ended
+// there: a body delimited by the close (a chunked resource asked for over
+// HTTP/1.0) would look complete. Without it, RFC 8446 §6.1 lets the client
+// see a truncation, as if the network had failed (wget does; curl and Go's
+// crypto/tls accept an EOF between records and rely on HTTP's framing).
+func transport(c net.Conn) net.Conn {
+	if tc, ok := c.(*tls.Conn); ok {
+		return tc.NetConn()
+	}
+	return c
 }
