@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/resumeproxy/resumeproxy/cache"
+	"github.com/resumeproxy/resumeproxy/internal/ca"
 	"github.com/resumeproxy/resumeproxy/internal/testorigin"
 )
 
@@ -25,6 +27,13 @@ import (
 type harness struct {
 	t      *testing.T
 	origin *testorigin.Origin
+	// base is what URLs of the origin start with: its own URL over plain
+	// HTTP, https://origin.test (reached through interception) over TLS.
+	base string
+	// clientTLS is the client's TLS config over HTTPS: it trusts our CA.
+	clientTLS *tls.Config
+	// leaves issues the interception certificates (HTTPS harness only).
+	leaves *ca.Leaves
 	dir    string
 	opts   Options
 	store  *cache.Store
@@ -44,12 +53,42 @@ var fastRetry = Retry{Attempts: 4, MaxElapsed: time.Minute, InitialBackoff: time
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, origin: testorigin.New(t), dir: t.TempDir(), logs: &logBuffer{}}
+	h := newHarnessUnstarted(t, testorigin.New(t))
+	h.start()
+	return h
+}
+
+func newHarnessUnstarted(t *testing.T, o *testorigin.Origin) *harness {
+	h := &harness{t: t, origin: o, base: o.URL, dir: t.TempDir(), logs: &logBuffer{}}
 	h.opts = Options{Retry: fastRetry, IdleTimeout: time.Minute, Logger: testLogger(t, h.logs)}
 	h.spaceLeft.Store(-1)
-	h.start()
 	t.Cleanup(h.stop)
 	return h
+}
+
+// scheme names a way for clients to reach the origin through the proxy.
+type scheme string
+
+const (
+	plainHTTP   scheme = "http"
+	intercepted scheme = "https" // HTTPS through --mitm interception
+)
+
+// schemes runs test once over plain HTTP and once over HTTPS through
+// interception: downloads must behave the same either way (issue 8).
+func schemes(t *testing.T, test func(t *testing.T, s scheme)) {
+	for _, s := range []scheme{plainHTTP, intercepted} {
+		t.Run(string(s), func(t *testing.T) { test(t, s) })
+	}
+}
+
+// newSchemeHarness is newHarness for s.
+func newSchemeHarness(t *testing.T, s scheme) *harness {
+	t.Helper()
+	if s == intercepted {
+		return newTLSHarness(t)
+	}
+	return newHarness(t)
 }
 
 func testLogger(t *testing.T, logs *logBuffer) *slog.Logger {
@@ -150,7 +189,7 @@ func (h *harness) start() {
 	}
 	go h.srv.Serve(h.ln)
 	pu, _ := url.Parse("http://" + h.ln.Addr().String())
-	h.client = &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu), DisableCompression: true}}
+	h.client = &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu), DisableCompression: true, TLSClientConfig: h.clientTLS}}
 }
 
 func (h *harness) stop() {
@@ -159,6 +198,7 @@ func (h *harness) stop() {
 	}
 	h.client.CloseIdleConnections()
 	h.srv.Close()
+	h.proxy.Close()
 	if err := h.store.Close(); err != nil {
 		h.t.Errorf("store.Close: %v", err)
 	}
@@ -174,7 +214,7 @@ func (h *harness) restart() {
 // set registers a resource and returns its URL.
 func (h *harness) set(path string, r testorigin.Resource) string {
 	h.origin.Set(path, r)
-	return h.origin.URL + path
+	return h.base + path
 }
 
 // result is what a client got.

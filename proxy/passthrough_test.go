@@ -155,23 +155,25 @@ func BenchmarkPassThrough(b *testing.B) {
 // unknown length) that the upstream drops mid-way cuts the client, whose
 // copy goes through the body's WriteTo (DESIGN invariant 4).
 func TestRelayedDropLooksCut(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		res  testorigin.Resource
-	}{
-		{"no-store", testorigin.Resource{Size: 4 * mib, CacheControl: "no-store"}},
-		{"no-store chunked", testorigin.Resource{Size: 4 * mib, CacheControl: "no-store", Chunked: true}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			h := newHarness(t)
-			u := h.set("/f", c.res)
-			h.origin.DropAt("/f", mib+7)
-			if r := h.get(u); r.err == nil || r.n >= c.res.Size {
-				t.Fatalf("relay dropped at %d: body of %d bytes, error %v; want a cut", mib+7, r.n, r.err)
-			}
-			wantBody(t, "after the drop", h.get(u), 200, 0, 0, c.res.Size)
-		})
-	}
+	schemes(t, func(t *testing.T, s scheme) {
+		for _, c := range []struct {
+			name string
+			res  testorigin.Resource
+		}{
+			{"no-store", testorigin.Resource{Size: 4 * mib, CacheControl: "no-store"}},
+			{"no-store chunked", testorigin.Resource{Size: 4 * mib, CacheControl: "no-store", Chunked: true}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				h := newSchemeHarness(t, s)
+				u := h.set("/f", c.res)
+				h.origin.DropAt("/f", mib+7)
+				if r := h.get(u); r.err == nil || r.n >= c.res.Size {
+					t.Fatalf("relay dropped at %d: body of %d bytes, error %v; want a cut", mib+7, r.n, r.err)
+				}
+				wantBody(t, "after the drop", h.get(u), 200, 0, 0, c.res.Size)
+			})
+		}
+	})
 }
 
 // TestConcurrentColdNoStore: clients that wait on a cold fetch whose

@@ -11,46 +11,48 @@ import (
 // TestClientRanges: single ranges of every form on cold, partial and
 // complete entries get a correct 206 with the right Content-Range.
 func TestClientRanges(t *testing.T) {
-	const size = 2*mib + 333
-	ranges := []struct {
-		header     string
-		start, end int64 // half-open
-	}{
-		{"bytes=0-0", 0, 1},
-		{"bytes=100-199", 100, 200},
-		{"bytes=1048575-1048576", mib - 1, mib + 1},
-		{"bytes=2000000-", 2000000, size},
-		{"bytes=-500", size - 500, size},
-		{"bytes=-99999999", 0, size},
-		{"bytes=5-99999999", 5, size},
-		{"BYTES = 10-20", 10, 21},
-	}
-	for _, state := range []string{"cold", "partial", "complete"} {
-		t.Run(state, func(t *testing.T) {
-			for _, rc := range ranges {
-				h := newHarness(t)
-				u := h.set("/f", testorigin.Resource{Size: size, CacheControl: "max-age=600"})
-				switch state {
-				case "partial":
-					h.abandon(u, "/f", mib/2, mib)
-				case "complete":
-					h.get(u)
+	schemes(t, func(t *testing.T, s scheme) {
+		const size = 2*mib + 333
+		ranges := []struct {
+			header     string
+			start, end int64 // half-open
+		}{
+			{"bytes=0-0", 0, 1},
+			{"bytes=100-199", 100, 200},
+			{"bytes=1048575-1048576", mib - 1, mib + 1},
+			{"bytes=2000000-", 2000000, size},
+			{"bytes=-500", size - 500, size},
+			{"bytes=-99999999", 0, size},
+			{"bytes=5-99999999", 5, size},
+			{"BYTES = 10-20", 10, 21},
+		}
+		for _, state := range []string{"cold", "partial", "complete"} {
+			t.Run(state, func(t *testing.T) {
+				for _, rc := range ranges {
+					h := newSchemeHarness(t, s)
+					u := h.set("/f", testorigin.Resource{Size: size, CacheControl: "max-age=600"})
+					switch state {
+					case "partial":
+						h.abandon(u, "/f", mib/2, mib)
+					case "complete":
+						h.get(u)
+					}
+					r := h.get(u, "Range: "+rc.header)
+					if strings.Contains(rc.header, " = ") { // not RFC syntax: ignored
+						wantBody(t, rc.header, r, 200, 0, 0, size)
+						continue
+					}
+					wantBody(t, rc.header, r, 206, 0, rc.start, rc.end-rc.start)
+					want := "bytes " + itoa(rc.start) + "-" + itoa(rc.end-1) + "/" + itoa(size)
+					if got := r.header.Get("Content-Range"); got != want {
+						t.Errorf("%s: Content-Range = %q, want %q", rc.header, got, want)
+					}
+					// The whole file afterwards is still exact.
+					wantBody(t, rc.header+" then full", h.get(u), 200, 0, 0, size)
 				}
-				r := h.get(u, "Range: "+rc.header)
-				if strings.Contains(rc.header, " = ") { // not RFC syntax: ignored
-					wantBody(t, rc.header, r, 200, 0, 0, size)
-					continue
-				}
-				wantBody(t, rc.header, r, 206, 0, rc.start, rc.end-rc.start)
-				want := "bytes " + itoa(rc.start) + "-" + itoa(rc.end-1) + "/" + itoa(size)
-				if got := r.header.Get("Content-Range"); got != want {
-					t.Errorf("%s: Content-Range = %q, want %q", rc.header, got, want)
-				}
-				// The whole file afterwards is still exact.
-				wantBody(t, rc.header+" then full", h.get(u), 200, 0, 0, size)
-			}
-		})
-	}
+			})
+		}
+	})
 }
 
 // TestDisjointRangesFillEntry: range requests leave disjoint spans in the

@@ -47,38 +47,40 @@ func TestHeuristicFreshness(t *testing.T) {
 
 // TestPrivacy: what must not be shared is not stored (DESIGN invariant 6).
 func TestPrivacy(t *testing.T) {
-	cookie := http.Header{"Set-Cookie": {"session=secret"}}
-	for _, c := range []struct {
-		name   string
-		res    testorigin.Resource
-		hdr    []string
-		stored bool
-	}{
-		{"no-store", testorigin.Resource{Size: 1000, CacheControl: "no-store"}, nil, false},
-		{"private", testorigin.Resource{Size: 1000, CacheControl: "private, max-age=60"}, nil, false},
-		{"authorization", testorigin.Resource{Size: 1000, CacheControl: "max-age=60"}, []string{"Authorization: Bearer x"}, false},
-		{"authorization-public", testorigin.Resource{Size: 1000, CacheControl: "public, max-age=60"}, []string{"Authorization: Bearer x"}, true},
-		{"request-no-store", testorigin.Resource{Size: 1000, CacheControl: "max-age=60"}, []string{"Cache-Control: no-store"}, false},
-		{"set-cookie", testorigin.Resource{Size: 1000, CacheControl: "max-age=60", Header: cookie}, nil, true},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			h := newHarness(t)
-			u := h.set("/f", c.res)
-			first := h.get(u, c.hdr...)
-			wantBody(t, "first", first, 200, 0, 0, 1000)
-			second := h.get(u, c.hdr...)
-			wantBody(t, "second", second, 200, 0, 0, 1000)
-			if got := len(h.origin.Requests("/f")) == 1; got != c.stored {
-				t.Errorf("stored = %v, want %v", got, c.stored)
-			}
-			if c.res.Header != nil && second.header.Get("Set-Cookie") != "" {
-				t.Errorf("a hit carried Set-Cookie %q", second.header.Get("Set-Cookie"))
-			}
-			if c.res.Header != nil && first.header.Get("Set-Cookie") == "" {
-				t.Errorf("the miss lost its own Set-Cookie")
-			}
-		})
-	}
+	schemes(t, func(t *testing.T, s scheme) {
+		cookie := http.Header{"Set-Cookie": {"session=secret"}}
+		for _, c := range []struct {
+			name   string
+			res    testorigin.Resource
+			hdr    []string
+			stored bool
+		}{
+			{"no-store", testorigin.Resource{Size: 1000, CacheControl: "no-store"}, nil, false},
+			{"private", testorigin.Resource{Size: 1000, CacheControl: "private, max-age=60"}, nil, false},
+			{"authorization", testorigin.Resource{Size: 1000, CacheControl: "max-age=60"}, []string{"Authorization: Bearer x"}, false},
+			{"authorization-public", testorigin.Resource{Size: 1000, CacheControl: "public, max-age=60"}, []string{"Authorization: Bearer x"}, true},
+			{"request-no-store", testorigin.Resource{Size: 1000, CacheControl: "max-age=60"}, []string{"Cache-Control: no-store"}, false},
+			{"set-cookie", testorigin.Resource{Size: 1000, CacheControl: "max-age=60", Header: cookie}, nil, true},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				h := newSchemeHarness(t, s)
+				u := h.set("/f", c.res)
+				first := h.get(u, c.hdr...)
+				wantBody(t, "first", first, 200, 0, 0, 1000)
+				second := h.get(u, c.hdr...)
+				wantBody(t, "second", second, 200, 0, 0, 1000)
+				if got := len(h.origin.Requests("/f")) == 1; got != c.stored {
+					t.Errorf("stored = %v, want %v", got, c.stored)
+				}
+				if c.res.Header != nil && second.header.Get("Set-Cookie") != "" {
+					t.Errorf("a hit carried Set-Cookie %q", second.header.Get("Set-Cookie"))
+				}
+				if c.res.Header != nil && first.header.Get("Set-Cookie") == "" {
+					t.Errorf("the miss lost its own Set-Cookie")
+				}
+			})
+		}
+	})
 }
 
 // TestVary: Vary selects the variant; a request with other values never
@@ -155,13 +157,15 @@ func TestBadRequests(t *testing.T) {
 
 // TestUpstreamDown: an unreachable origin is a 502.
 func TestUpstreamDown(t *testing.T) {
-	h := newHarness(t)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
-	if r := h.get("http://" + addr + "/f"); r.status != http.StatusBadGateway {
-		t.Errorf("status %d, want 502", r.status)
-	}
+	schemes(t, func(t *testing.T, s scheme) {
+		h := newSchemeHarness(t, s)
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		addr := ln.Addr().String()
+		ln.Close()
+		if r := h.get("http://" + addr + "/f"); r.status != http.StatusBadGateway {
+			t.Errorf("status %d, want 502", r.status)
+		}
+	})
 }
 
 // rawStatus sends raw bytes to addr and returns the response status.

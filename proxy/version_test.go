@@ -10,20 +10,22 @@ import (
 // TestChangedBetweenAttempts: the file changes upstream after a client
 // abandoned it; the next client gets exactly the new version, never a mix.
 func TestChangedBetweenAttempts(t *testing.T) {
-	for _, val := range []testorigin.Validators{testorigin.StrongETag, testorigin.LastModifiedOnly} {
-		t.Run(validatorName(val), func(t *testing.T) {
-			h := newHarness(t)
-			const size = 8 * mib
-			u := h.set("/f", testorigin.Resource{Size: size, Validators: val})
-			h.abandon(u, "/f", 3*mib, 4*mib)
-			h.origin.SetVersion("/f", 1)
-			r := h.get(u)
-			wantBody(t, "after change", r, 200, 1, 0, size)
-			wantXCache(t, "after change", r, xMiss)
-			r = h.get(u, "Range: bytes=100-")
-			wantBody(t, "range of new version", r, 206, 1, 100, size-100)
-		})
-	}
+	schemes(t, func(t *testing.T, s scheme) {
+		for _, val := range []testorigin.Validators{testorigin.StrongETag, testorigin.LastModifiedOnly} {
+			t.Run(validatorName(val), func(t *testing.T) {
+				h := newSchemeHarness(t, s)
+				const size = 8 * mib
+				u := h.set("/f", testorigin.Resource{Size: size, Validators: val})
+				h.abandon(u, "/f", 3*mib, 4*mib)
+				h.origin.SetVersion("/f", 1)
+				r := h.get(u)
+				wantBody(t, "after change", r, 200, 1, 0, size)
+				wantXCache(t, "after change", r, xMiss)
+				r = h.get(u, "Range: bytes=100-")
+				wantBody(t, "range of new version", r, 206, 1, 100, size-100)
+			})
+		}
+	})
 }
 
 // TestChangedBetweenAttemptsRangeClient: a client resuming itself after
@@ -46,50 +48,54 @@ func TestChangedBetweenAttemptsRangeClient(t *testing.T) {
 // client is cut rather than sent a mix, and the next client gets the new
 // version.
 func TestChangedMidResponse(t *testing.T) {
-	h := newHarness(t)
-	const size = 8 * mib
-	u := h.set("/f", testorigin.Resource{Size: size})
-	h.origin.ChangeVersionAt("/f", 5*mib)
-	r := h.get(u)
-	if r.err == nil {
-		t.Fatalf("client got a clean body of %d bytes across a version change, want a cut", r.n)
-	}
-	if r.n > 5*mib {
-		t.Fatalf("client got %d bytes, more than the %d of the old version the origin sent", r.n, 5*mib)
-	}
-	wantBody(t, "next client", h.get(u), 200, 1, 0, size)
-	reqs := h.origin.Requests("/f")
-	if got := reqs[1].Header.Get("If-Match"); got != `"v0-8388608"` {
-		t.Errorf("continuation If-Match = %q, want the old strong ETag", got)
-	}
+	schemes(t, func(t *testing.T, s scheme) {
+		h := newSchemeHarness(t, s)
+		const size = 8 * mib
+		u := h.set("/f", testorigin.Resource{Size: size})
+		h.origin.ChangeVersionAt("/f", 5*mib)
+		r := h.get(u)
+		if r.err == nil {
+			t.Fatalf("client got a clean body of %d bytes across a version change, want a cut", r.n)
+		}
+		if r.n > 5*mib {
+			t.Fatalf("client got %d bytes, more than the %d of the old version the origin sent", r.n, 5*mib)
+		}
+		wantBody(t, "next client", h.get(u), 200, 1, 0, size)
+		reqs := h.origin.Requests("/f")
+		if got := reqs[1].Header.Get("If-Match"); got != `"v0-8388608"` {
+			t.Errorf("continuation If-Match = %q, want the old strong ETag", got)
+		}
+	})
 }
 
 // TestNeverSpliceWithoutStrongValidator: weak ETags, no validator, and
 // servers that ignore Range are served correctly and refetched from the
 // start, never spliced.
 func TestNeverSpliceWithoutStrongValidator(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		res  testorigin.Resource
-	}{
-		{"weak-etag", testorigin.Resource{Size: 4 * mib, Validators: testorigin.WeakETag, CacheControl: "max-age=60"}},
-		{"no-validator", testorigin.Resource{Size: 4 * mib, Validators: testorigin.NoValidator, CacheControl: "max-age=60"}},
-		{"ignores-range", testorigin.Resource{Size: 4 * mib, IgnoreRange: true}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			h := newHarness(t)
-			u := h.set("/f", c.res)
-			h.abandon(u, "/f", mib, 2*mib)
-			h.origin.SetVersion("/f", 1) // a splice would now show as wrong bytes
-			r := h.get(u)
-			wantBody(t, "after abandon", r, 200, 1, 0, c.res.Size)
-			for i, rq := range h.origin.Requests("/f") {
-				if ir := rq.Header.Get("If-Range"); ir != "" && c.res.Validators != testorigin.StrongETag {
-					t.Errorf("request %d sent If-Range %q without a strong validator", i, ir)
+	schemes(t, func(t *testing.T, s scheme) {
+		for _, c := range []struct {
+			name string
+			res  testorigin.Resource
+		}{
+			{"weak-etag", testorigin.Resource{Size: 4 * mib, Validators: testorigin.WeakETag, CacheControl: "max-age=60"}},
+			{"no-validator", testorigin.Resource{Size: 4 * mib, Validators: testorigin.NoValidator, CacheControl: "max-age=60"}},
+			{"ignores-range", testorigin.Resource{Size: 4 * mib, IgnoreRange: true}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				h := newSchemeHarness(t, s)
+				u := h.set("/f", c.res)
+				h.abandon(u, "/f", mib, 2*mib)
+				h.origin.SetVersion("/f", 1) // a splice would now show as wrong bytes
+				r := h.get(u)
+				wantBody(t, "after abandon", r, 200, 1, 0, c.res.Size)
+				for i, rq := range h.origin.Requests("/f") {
+					if ir := rq.Header.Get("If-Range"); ir != "" && c.res.Validators != testorigin.StrongETag {
+						t.Errorf("request %d sent If-Range %q without a strong validator", i, ir)
+					}
 				}
-			}
-		})
-	}
+			})
+		}
+	})
 }
 
 // TestDropWithoutStrongValidatorCutsClient: with nothing to resume safely,
@@ -110,22 +116,24 @@ func TestDropWithoutStrongValidatorCutsClient(t *testing.T) {
 // TestLyingContentRange: a 206 whose Content-Range start is wrong is never
 // spliced, on a refill or on a continuation.
 func TestLyingContentRange(t *testing.T) {
-	t.Run("refill", func(t *testing.T) {
-		h := newHarness(t)
-		const size = 4 * mib
-		u := h.set("/f", testorigin.Resource{Size: size})
-		h.abandon(u, "/f", mib, 2*mib)
-		h.origin.LieContentRange("/f", 7)
-		wantBody(t, "after lie", h.get(u), 200, 0, 0, size)
-		wantBody(t, "next", h.get(u), 200, 0, 0, size)
-	})
-	t.Run("continuation", func(t *testing.T) {
-		h := newHarness(t)
-		const size = 4 * mib
-		u := h.set("/f", testorigin.Resource{Size: size})
-		h.origin.DropAt("/f", mib)
-		h.origin.LieContentRange("/f", -3)
-		wantBody(t, "download", h.get(u), 200, 0, 0, size)
+	schemes(t, func(t *testing.T, s scheme) {
+		t.Run("refill", func(t *testing.T) {
+			h := newSchemeHarness(t, s)
+			const size = 4 * mib
+			u := h.set("/f", testorigin.Resource{Size: size})
+			h.abandon(u, "/f", mib, 2*mib)
+			h.origin.LieContentRange("/f", 7)
+			wantBody(t, "after lie", h.get(u), 200, 0, 0, size)
+			wantBody(t, "next", h.get(u), 200, 0, 0, size)
+		})
+		t.Run("continuation", func(t *testing.T) {
+			h := newSchemeHarness(t, s)
+			const size = 4 * mib
+			u := h.set("/f", testorigin.Resource{Size: size})
+			h.origin.DropAt("/f", mib)
+			h.origin.LieContentRange("/f", -3)
+			wantBody(t, "download", h.get(u), 200, 0, 0, size)
+		})
 	})
 }
 
