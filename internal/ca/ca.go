@@ -63,8 +63,8 @@ func DefaultDir() (string, error) {
 // Init writes a new CA into dir (created 0700 if missing) and returns the
 // paths of its certificate and key. It refuses with ErrExists, wrapped with
 // the path, if either file already exists, and never leaves half a CA: on a
-// failure after the key is written it removes what it wrote. now is the
-// time the CA starts (less clockSkew); it is valid for caValidityYears.
+// failure after the key is written it removes what it wrote. The CA is
+// valid from an hour before now (clock skew) for 10 years.
 func Init(dir string, now time.Time) (certPath, keyPath string, err error) {
 	certPath, keyPath = filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
