@@ -24,7 +24,7 @@ build:
 ## test: everything CI runs: format, vet, unit and end-to-end tests under -race
 test: vet
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
-	@command -v curl >/dev/null && command -v wget >/dev/null || ./scripts/install-test-deps.sh
+	@./scripts/install-test-deps.sh
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
 
 ## fuzz: run every fuzz target of the parsers for FUZZTIME each

@@ -63,8 +63,8 @@ func DefaultDir() (string, error) {
 // Init writes a new CA into dir (created 0700 if missing) and returns the
 // paths of its certificate and key. It refuses with ErrExists, wrapped with
 // the path, if either file already exists, and never leaves half a CA: on a
-// failure after the key is written it removes what it wrote. now is the
-// time the CA starts (less clockSkew); it is valid for caValidityYears.
+// failure after the key is written it removes what it wrote. The CA is
+// valid from an hour before now (clock skew) for 10 years.
 func Init(dir string, now time.Time) (certPath, keyPath string, err error) {
 	certPath, keyPath = filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -77,15 +77,33 @@ func Init(dir string, now time.Time) (certPath, keyPath string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	// The key first: O_EXCL on it is what makes two racing Inits safe.
-	if err := writeNew(keyPath, keyPEM, 0o600); err != nil {
-		return "", "", err
-	}
-	if err := writeNew(certPath, certPEM, 0o644); err != nil {
-		os.Remove(keyPath)
+	if err := writePair(certPath, certPEM, keyPath, keyPEM); err != nil {
 		return "", "", err
 	}
 	return certPath, keyPath, nil
+}
+
+// writePair writes the key, then the certificate, each as a new file, and
+// removes the key if the certificate cannot be written: no half CA is
+// left. The key goes first since O_EXCL on it is what makes two racing
+// Inits safe: the second fails before writing anything.
+func writePair(certPath string, certPEM []byte, keyPath string, keyPEM []byte) error {
+	if err := writeNew(keyPath, keyPEM, 0o600); err != nil {
+		return err
+	}
+	if err := writeNew(certPath, certPEM, 0o644); err != nil {
+		return removeAfter(err, keyPath)
+	}
+	return nil
+}
+
+// removeAfter removes path, which a failing Init wrote, and returns err,
+// joined with the removal's own failure if any.
+func removeAfter(err error, path string) error {
+	if rmErr := os.Remove(path); rmErr != nil {
+		return errors.Join(err, fmt.Errorf("ca: init: remove %s: %w", path, rmErr))
+	}
+	return err
 }
 
 // refuseExisting returns ErrExists, wrapped with the path, for the first
@@ -116,8 +134,7 @@ func writeNew(path string, data []byte, mode os.FileMode) error {
 	}
 	_, werr := f.Write(data)
 	if err := errors.Join(werr, f.Chmod(mode), f.Sync(), f.Close()); err != nil {
-		os.Remove(path)
-		return fmt.Errorf("ca: init: write %s: %w", path, err)
+		return removeAfter(fmt.Errorf("ca: init: write %s: %w", path, err), path)
 	}
 	return nil
 }

@@ -152,6 +152,25 @@ func TestInitRefusesEitherFile(t *testing.T) {
 	}
 }
 
+// TestWritePairRemovesKey: when the certificate cannot be written (here
+// another Init won the race for it), the key written just before is
+// removed and the other's certificate kept.
+func TestWritePairRemovesKey(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile)
+	writeFile(t, certPath, []byte("theirs"))
+	err := writePair(certPath, []byte("ours"), keyPath, []byte("key"))
+	if !errors.Is(err, ErrExists) {
+		t.Errorf("writePair over a certificate = %v, want ErrExists", err)
+	}
+	if _, err := os.Lstat(keyPath); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Lstat(key) after writePair failed = %v, want not exist", err)
+	}
+	if got, _ := os.ReadFile(certPath); string(got) != "theirs" {
+		t.Errorf("certificate after writePair failed = %q, want theirs", got)
+	}
+}
+
 func TestInitDirIsFile(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(dir, nil, 0o600); err != nil {

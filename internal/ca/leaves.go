@@ -73,8 +73,7 @@ type flight struct {
 }
 
 // NewLeaves returns a cache of leaves signed by a, holding at most max
-// leaves (the least recently used is evicted); max <= 0 means
-// defaultMaxLeaves.
+// leaves (the least recently used is evicted); max <= 0 means 1000.
 func NewLeaves(a *Authority, max int) *Leaves {
 	if max <= 0 {
 		max = defaultMaxLeaves
@@ -97,10 +96,12 @@ func NewLeaves(a *Authority, max int) *Leaves {
 
 // Get returns the leaf for a server name: an SNI name or a host, where an
 // IP literal (bracketed IPv6 too) becomes an IP SAN and a name a DNS SAN,
-// lower-cased without a trailing dot. A cached leaf is reused until it is
-// within leafRenewBefore of its NotAfter. Concurrent Gets of a name that is
-// not cached wait for one generation and share its result or error; an
-// error is not cached.
+// lower-cased without a trailing dot; an empty or invalid name is an
+// error. A leaf is valid from an hour ago for 30 days, never past the CA;
+// its Certificate chain is [leaf, CA] and Leaf is set. A cached leaf is
+// reused until it is within an hour of its NotAfter. Concurrent Gets of a
+// name that is not cached wait for one generation and share its result or
+// error; an error is not cached.
 func (l *Leaves) Get(name string) (*tls.Certificate, error) {
 	n, err := normalizeName(name)
 	if err != nil {

@@ -51,6 +51,8 @@ type Origin struct {
 	// stallEnded, when non-nil, receives once per stalled response that was
 	// released. Only this package's tests set it.
 	stallEnded chan<- struct{}
+	// reg is what the package indexes list (registry.go).
+	reg registries
 }
 
 // pathState is everything the origin knows about one path. Guarded by Origin.mu.
@@ -82,7 +84,7 @@ func New(tb testing.TB) *Origin {
 // start starts an origin on 127.0.0.1:0, behind TLS when cfg is non-nil.
 func start(tb testing.TB, cfg *tls.Config) *Origin {
 	tb.Helper()
-	o := &Origin{tb: tb, done: make(chan struct{}), paths: make(map[string]*pathState)}
+	o := &Origin{tb: tb, done: make(chan struct{}), paths: make(map[string]*pathState), reg: newRegistries()}
 	// Our own listener, because httptest falls back to [::1] and the
 	// origin must be reachable at 127.0.0.1 only.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

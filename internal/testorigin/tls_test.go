@@ -3,10 +3,8 @@ package testorigin
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -23,12 +21,6 @@ func tlsClient(t *testing.T, pool *x509.CertPool) *http.Client {
 	tr := &http.Transport{DisableCompression: true, TLSClientConfig: &tls.Config{RootCAs: pool}}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Transport: tr}
-}
-
-// sha256Hex returns the hex sha256 of b, to compare with Sum.
-func sha256Hex(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
 }
 
 // newTLSOrigin returns a TLS origin serving a testSize resource r at /f and
