@@ -32,8 +32,12 @@ type harness struct {
 	base string
 	// clientTLS is the client's TLS config over HTTPS: it trusts our CA.
 	clientTLS *tls.Config
-	// leaves issues the interception certificates (HTTPS harness only).
+	// auth and leaves are the interception CA and its certificates, names
+	// the host names the proxy dials to a local address (HTTPS harness
+	// only).
+	auth   *ca.Authority
 	leaves *ca.Leaves
+	names  map[string]string
 	dir    string
 	opts   Options
 	store  *cache.Store

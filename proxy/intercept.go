@@ -142,6 +142,7 @@ func (p *Proxy) handshakeFailed(host, client string, sentCert bool, err error) {
 		return
 	}
 	if !p.mitm.firstRefusal(host) {
+		p.log.Debug("intercept: certificate refused again (reported once per host)", "host", host, "client", client, "err", err)
 		return
 	}
 	p.log.Warn("a client refused the interception certificate for "+host+

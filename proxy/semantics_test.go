@@ -155,15 +155,28 @@ func TestBadRequests(t *testing.T) {
 	wantBody(t, "after bad input", h.get(u), 200, 0, 0, 100)
 }
 
-// TestUpstreamDown: an unreachable origin is a 502.
+// TestUpstreamDown: an unreachable origin is a 502 that names it, also
+// inside an intercepted tunnel (goproxy's own MITM loop would send an
+// empty reply).
 func TestUpstreamDown(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
 	schemes(t, func(t *testing.T, s scheme) {
-		h := newSchemeHarness(t, s)
-		ln, _ := net.Listen("tcp", "127.0.0.1:0")
-		addr := ln.Addr().String()
-		ln.Close()
-		if r := h.get("http://" + addr + "/f"); r.status != http.StatusBadGateway {
-			t.Errorf("status %d, want 502", r.status)
+		u := "http://" + addr + "/f"
+		var h *harness
+		if s == intercepted {
+			h = newTLSHarnessWith(t, func(h *harness) { h.names["down.test"] = addr })
+			u = "https://down.test/f"
+		} else {
+			h = newHarness(t)
+		}
+		r := h.get(u)
+		if r.status != http.StatusBadGateway {
+			t.Fatalf("status %d, want 502", r.status)
+		}
+		if body := string(h.getBody(u)); !strings.Contains(body, "connection refused") || !strings.Contains(body, strings.TrimPrefix(strings.Split(u, "/")[2], "")) {
+			t.Errorf("502 body %q, want the host and the reason", body)
 		}
 	})
 }

@@ -20,13 +20,24 @@ import (
 // origin on port 443, as a real download host would be reached.
 func newTLSHarness(t *testing.T) *harness {
 	t.Helper()
+	return newTLSHarnessWith(t, nil)
+}
+
+// newTLSHarnessWith is newTLSHarness with configure run on the harness
+// before the proxy starts (to change h.opts, h.names).
+func newTLSHarnessWith(t *testing.T, configure func(h *harness)) *harness {
+	t.Helper()
 	h := newHarnessUnstarted(t, testorigin.NewTLS(t))
-	auth := testCA(t)
-	h.leaves = ca.NewLeaves(auth, 100)
-	h.opts.MITM = &Interception{Certs: h.leaves, CAPEM: auth.CertPEM}
-	h.opts.Transport = originTransport(h.origin, map[string]*testorigin.Origin{"origin.test": h.origin})
+	h.auth = testCA(t)
+	h.leaves = ca.NewLeaves(h.auth, 100)
+	h.opts.MITM = &Interception{Certs: h.leaves, CAPEM: h.auth.CertPEM}
+	h.names = map[string]string{"origin.test": h.origin.Addr}
 	h.base = "https://origin.test"
-	h.clientTLS = &tls.Config{RootCAs: certPool(auth.Cert)}
+	h.clientTLS = &tls.Config{RootCAs: certPool(h.auth.Cert)}
+	if configure != nil {
+		configure(h)
+	}
+	h.opts.Transport = originTransport(h.origin.CAPool(), h.names)
 	h.start()
 	return h
 }
@@ -54,21 +65,21 @@ func certPool(certs ...*x509.Certificate) *x509.CertPool {
 }
 
 // originTransport is the proxy's upstream transport for tests: verified
-// TLS trusting trusted's CA only, and a dialer that sends a name (or any
-// subdomain of it) on any port to its origin's address. Other addresses
+// TLS trusting roots only, and a dialer that sends a name (or any
+// subdomain of it) on any port to its address in names. Other addresses
 // are dialled as they are.
-func originTransport(trusted *testorigin.Origin, names map[string]*testorigin.Origin) *http.Transport {
+func originTransport(roots *x509.CertPool, names map[string]string) *http.Transport {
 	tr := NewTransport()
-	tr.TLSClientConfig = &tls.Config{RootCAs: trusted.CAPool()}
+	tr.TLSClientConfig = &tls.Config{RootCAs: roots}
 	var d net.Dialer
 	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {
 			return nil, err
 		}
-		for name, o := range names {
+		for name, a := range names {
 			if host == name || strings.HasSuffix(host, "."+name) {
-				addr = o.Addr
+				addr = a
 			}
 		}
 		return d.DialContext(ctx, network, addr)
