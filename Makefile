@@ -27,10 +27,14 @@ test: vet
 	@./scripts/install-test-deps.sh
 	$(GO) test -race -count=1 -timeout 10m $(PKGS)
 
-## fuzz: run every fuzz target of the parsers for FUZZTIME each
+# FUZZ: every fuzz target, as package:target.
+FUZZ := rangeutil:FuzzParseRange rangeutil:FuzzParseContentRange rangeutil:FuzzSetOps \
+	rangeutil:FuzzSetUnmarshal internal/hostglob:FuzzMatch internal/ca:FuzzLeafName
+
+## fuzz: run every fuzz target of the parsers and key functions for FUZZTIME each
 fuzz:
-	@for t in FuzzParseRange FuzzParseContentRange FuzzSetOps FuzzSetUnmarshal; do \
-		$(GO) test ./rangeutil -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) || exit 1; \
+	@for pt in $(FUZZ); do \
+		$(GO) test ./$${pt%%:*} -run '^$$' -fuzz "^$${pt#*:}$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
 ## bench: issue 4's table: each case through the proxy as a ratio to direct (BENCH_SIZE=1G ...)

@@ -15,7 +15,8 @@ type List struct {
 	pats []string // lower case, checked by Parse
 }
 
-// Parse checks and normalises patterns: lower case, no port, no '/'.
+// Parse checks and normalises patterns: lower case, ASCII, no port, no
+// scheme or path.
 // A pattern is a host name or IP literal in which '*' matches any run of
 // characters (dots included: "*.example.com" matches "a.b.example.com",
 // not "example.com"), '?' one character and '[...]' one of a class, as in
@@ -29,6 +30,8 @@ func Parse(patterns []string) (List, error) {
 			return List{}, fmt.Errorf("hostglob: empty pattern")
 		case strings.ContainsAny(q, "/ \t"):
 			return List{}, fmt.Errorf("hostglob: %q: a pattern names hosts, not URLs", p)
+		case strings.Count(q, ":") == 1: // one colon: host:port (IPv6 has more)
+			return List{}, fmt.Errorf("hostglob: %q: a pattern names hosts without a port", p)
 		case !isASCII(q):
 			return List{}, fmt.Errorf("hostglob: %q: write international names in punycode (xn--...)", p)
 		}

@@ -23,6 +23,7 @@ func TestMatch(t *testing.T) {
 		{[]string{"10.0.0.?"}, "10.0.0.7", true},
 		{[]string{"10.0.0.?"}, "10.0.0.17", false},
 		{[]string{"registry-[12].example"}, "registry-2.example", true},
+		{[]string{"::1"}, "::1", true},
 		{nil, "example.com", false},
 	}
 	for _, tt := range tests {
@@ -46,6 +47,7 @@ func TestParseErrors(t *testing.T) {
 		{"exa mple.com", "not URLs"},
 		{"[a-", "syntax"},
 		{"bücher.example", "punycode"},
+		{"example.com:443", "without a port"},
 	} {
 		_, err := Parse([]string{tt.pat})
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
