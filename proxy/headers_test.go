@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"net/url"
 	"reflect"
 	"testing"
 )
@@ -158,5 +159,33 @@ func TestHeaderListsCanonical(t *testing.T) {
 				t.Errorf("header list name %q, want canonical %q", name, c)
 			}
 		}
+	}
+}
+
+// TestCacheKey: one key per resource, and the scheme is part of it:
+// https://h/p and http://h/p are different entries (issue 8).
+func TestCacheKey(t *testing.T) {
+	for _, c := range []struct{ url, want string }{
+		{"http://Example.COM/a?b=1#frag", "http://example.com/a?b=1"},
+		{"http://example.com:80/a", "http://example.com/a"},
+		{"https://example.com:443/a", "https://example.com/a"},
+		{"https://example.com:80/a", "https://example.com:80/a"},
+		{"http://example.com:443/a", "http://example.com:443/a"},
+		{"https://example.com", "https://example.com/"},
+		{"https://[::1]:443/a", "https://[::1]/a"},
+		{"https://user:pw@example.com/a", "https://example.com/a"},
+	} {
+		u, err := url.Parse(c.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cacheKey(u); got != c.want {
+			t.Errorf("cacheKey(%s) = %s, want %s", c.url, got, c.want)
+		}
+	}
+	h, _ := url.Parse("http://example.com/a")
+	s, _ := url.Parse("https://example.com/a")
+	if cacheKey(h) == cacheKey(s) {
+		t.Errorf("cacheKey(http) = cacheKey(https) = %s, want different entries", cacheKey(h))
 	}
 }
