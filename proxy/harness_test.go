@@ -34,6 +34,9 @@ type harness struct {
 	clientTLS *tls.Config
 	// leaves issues the interception certificates (HTTPS harness only).
 	leaves *ca.Leaves
+	// caFile is the interception CA's certificate in PEM, for real clients
+	// to trust (pip --cert, npm --cafile, SSL_CERT_FILE); HTTPS harness only.
+	caFile string
 	dir    string
 	opts   Options
 	store  *cache.Store
