@@ -184,7 +184,9 @@ func TestMainRunListenFails(t *testing.T) {
 	defer ln.Close()
 	dir := t.TempDir()
 	errc := make(chan error, 1)
-	go func() { errc <- run([]string{"--listen", ln.Addr().String(), "--cache-dir", dir}, io.Discard, io.Discard) }()
+	go func() {
+		errc <- run([]string{"--listen", ln.Addr().String(), "--cache-dir", dir}, io.Discard, io.Discard)
+	}()
 	select {
 	case err = <-errc:
 	case <-time.After(15 * time.Second):

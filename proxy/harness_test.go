@@ -38,6 +38,9 @@ type harness struct {
 	auth   *ca.Authority
 	leaves *ca.Leaves
 	names  map[string]string
+	// caFile is the interception CA's certificate in PEM, for real clients
+	// to trust (pip --cert, npm --cafile, SSL_CERT_FILE); HTTPS harness only.
+	caFile string
 	dir    string
 	opts   Options
 	store  *cache.Store

@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +19,8 @@ import (
 // newTLSHarness is a harness whose origin speaks HTTPS and whose proxy
 // intercepts: the client trusts our CA (and nothing else), the proxy
 // trusts the origin's CA, and every name under origin.test reaches the
-// origin on port 443, as a real download host would be reached.
+// origin on port 443, as a real download host would be reached. caFile
+// holds our CA for clients that are separate programs.
 func newTLSHarness(t *testing.T) *harness {
 	t.Helper()
 	return newTLSHarnessWith(t, nil)
@@ -34,6 +37,10 @@ func newTLSHarnessWith(t *testing.T, configure func(h *harness)) *harness {
 	h.names = map[string]string{"origin.test": h.origin.Addr}
 	h.base = "https://origin.test"
 	h.clientTLS = &tls.Config{RootCAs: certPool(h.auth.Cert)}
+	h.caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(h.caFile, h.auth.CertPEM, 0o644); err != nil {
+		t.Fatalf("writing the CA file: %v", err)
+	}
 	if configure != nil {
 		configure(h)
 	}

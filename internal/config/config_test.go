@@ -343,7 +343,9 @@ func TestValidate(t *testing.T) {
 		{"connect_ports", func(c *Config) { c.ConnectPorts = []int{443, 70000} }},
 		{"connect_ports", func(c *Config) { c.ConnectPorts = []int{0} }},
 		{"tunnel_idle_timeout", func(c *Config) { c.TunnelIdleTimeout = 0 }},
-		{"", func(c *Config) { c.MITM.Hosts, c.MITM.Bypass = []string{"*.example.com"}, []string{"pinned.example.com"} }},
+		{"", func(c *Config) {
+			c.MITM.Hosts, c.MITM.Bypass = []string{"*.example.com"}, []string{"pinned.example.com"}
+		}},
 		{"mitm.hosts", func(c *Config) { c.MITM.Hosts = nil }},
 		{"mitm.hosts", func(c *Config) { c.MITM.Hosts = []string{"https://example.com/"} }},
 		{"mitm.bypass", func(c *Config) { c.MITM.Bypass = []string{"[a-"} }},
