@@ -145,13 +145,20 @@ type proxyProc struct {
 // very end, so no test leaves a process behind.
 func launch(t *testing.T, addr string, args ...string) *proxyProc {
 	t.Helper()
+	return launchEnv(t, nil, addr, args...)
+}
+
+// launchEnv is launch with env appended to the child's clean environment
+// (SSL_CERT_FILE, say, so that it trusts a TLS origin).
+func launchEnv(t *testing.T, env []string, addr string, args ...string) *proxyProc {
+	t.Helper()
 	errFile, err := os.CreateTemp(t.TempDir(), "resumeproxy-stderr-*.log")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer errFile.Close()
 	cmd := exec.Command(proxyBinary(t), args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = cleanEnv(env...)
 	cmd.Stdout = errFile
 	cmd.Stderr = errFile
 	if err := cmd.Start(); err != nil {
@@ -179,9 +186,16 @@ func launch(t *testing.T, addr string, args ...string) *proxyProc {
 // failed (or RESUMEPROXY_TEST_DEBUG is set), the child's stderr is logged.
 func startProxy(t *testing.T, cacheDir string, extra ...string) *proxyProc {
 	t.Helper()
+	return startProxyEnv(t, nil, cacheDir, extra...)
+}
+
+// startProxyEnv is startProxy with env appended to the child's clean
+// environment.
+func startProxyEnv(t *testing.T, env []string, cacheDir string, extra ...string) *proxyProc {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
 		addr := freeAddr(t)
-		p := launch(t, addr, append([]string{"--listen", addr, "--cache-dir", cacheDir}, extra...)...)
+		p := launchEnv(t, env, addr, append([]string{"--listen", addr, "--cache-dir", cacheDir}, extra...)...)
 		err := p.waitServing(startTimeout)
 		if err == nil {
 			t.Cleanup(func() {
@@ -321,6 +335,12 @@ func (r result) String() string {
 func runClient(t *testing.T, timeout time.Duration, env []string, name string, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	return runClientContext(ctx, t, env, name, args...)
+}
+
+// runClientContext is runClient until ctx is done instead of a timeout: a
+// test cancels ctx to kill the client (SIGKILL) at a moment of its choosing.
+func runClientContext(ctx context.Context, t *testing.T, env []string, name string, args ...string) result {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = env
 	cmd.Dir = t.TempDir()
@@ -345,9 +365,17 @@ func runClient(t *testing.T, timeout time.Duration, env []string, name string, a
 // any .curlrc.
 func curl(t *testing.T, p *proxyProc, timeout time.Duration, args ...string) result {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return curlContext(ctx, t, p, args...)
+}
+
+// curlContext is curl until ctx is done instead of a timeout.
+func curlContext(ctx context.Context, t *testing.T, p *proxyProc, args ...string) result {
+	t.Helper()
 	need(t, "curl")
 	args = append([]string{"-q", "-sS", "-x", p.URL(), "--max-time", fmt.Sprint(int(clientTimeout / time.Second))}, args...)
-	return runClient(t, timeout, clientEnv(t), "curl", args...)
+	return runClientContext(ctx, t, clientEnv(t), "curl", args...)
 }
 
 // wget runs wget through proxy p, told both by environment and by -e so
