@@ -683,6 +683,8 @@ describe_machine() {
 }
 
 main() {
+	local load_start
+	load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 	install_deps
 	build
 	make_files
@@ -715,6 +717,8 @@ main() {
 		echo "- page cache: dropped (clean pages) before each cold and partial run"
 	fi
 	echo "- HTTPS: the origin behind Go's crypto/tls (ECDSA P-256 certificate, HTTP/1.1; curl negotiates $(tls_version)); through the proxy: --mitm, a leaf of a CA from resumeproxy ca init to curl, TLS again to the origin"
+	# Other work on the machine slows direct and proxied runs unevenly.
+	echo "- load average (1, 5, 15 min): $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 	echo "- runtime: ${SECONDS} s"
 	echo
 	echo "| case | direct | proxy | ratio | target | met? |"
