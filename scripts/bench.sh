@@ -7,6 +7,13 @@
 # direct figures, with the machine described. It exits 0 whether or not the
 # targets are met; it fails only when it cannot measure.
 #
+# HTTPS: the origin also serves the files behind TLS (HTTP/1.1, a CA it
+# makes at start), and two rows time the warm and cold downloads of the same
+# file over HTTPS through a proxy that intercepts them (--mitm, with a CA
+# from "resumeproxy ca init" in the temp dir; it trusts the origin's CA
+# through SSL_CERT_FILE), against direct HTTPS downloads, in the same way as
+# the plain warm and cold rows.
+#
 # Clients: curl (one process per whole download) for the big transfers, and
 # internal/cmd/benchclient (Go, keep-alive) for the 1000 range requests, the
 # small GETs on 32 connections and the parallel downloads.
@@ -55,7 +62,10 @@ PATH=$PATH:/usr/sbin:/sbin # where Debian puts squid and nginx; a user's PATH ma
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
 TMP=$(mktemp -d "${BENCH_DIR:-/tmp}/resumeproxy-bench.XXXXXX") || exit 1
 BIN=$TMP/bin DATA=$TMP/data
-ORIGIN_PID="" PROXY_PID="" ORIGIN="" PROXY=""
+ORIGIN_PID="" PROXY_PID="" ORIGIN="" ORIGIN_TLS="" PROXY=""
+# ORIGIN_CA: the origin's CA (it writes it at start); MITM_DIR: the
+# interception CA, which curl trusts through the proxy.
+ORIGIN_CA=$TMP/origin-ca.pem MITM_DIR=$TMP/mitm-ca
 SQUID_PID="" NGINX_PID="" SQUID="" NGINX=""
 # Squid names its shared memory segments (/dev/shm) after its service name:
 # one of our own, so that no other Squid on the machine shares them.
@@ -138,17 +148,28 @@ wait_for() {
 	return 1
 }
 
+# start_origin: the origin on two free ports, plain HTTP (ORIGIN) and HTTPS
+# (ORIGIN_TLS, its CA in ORIGIN_CA, written before the address).
 start_origin() {
-	"$BIN/benchorigin" -dir "$DATA" -addr-file "$TMP/origin.addr" 2>"$TMP/origin.log" &
+	local f
+	"$BIN/benchorigin" -dir "$DATA" -addr-file "$TMP/origin.addr" -tls-addr 127.0.0.1:0 \
+		-tls-addr-file "$TMP/origin-tls.addr" -ca-file "$ORIGIN_CA" 2>"$TMP/origin.log" &
 	ORIGIN_PID=$!
-	wait_for "$TMP/origin.addr" 127.0.0.1 || die "origin did not start: $(cat "$TMP/origin.log")"
+	for f in origin.addr origin-tls.addr; do
+		wait_for "$TMP/$f" 127.0.0.1 || die "origin did not start: $(cat "$TMP/origin.log")"
+	done
 	ORIGIN=http://$(cat "$TMP/origin.addr")
+	ORIGIN_TLS=https://$(cat "$TMP/origin-tls.addr")
 }
 
-# start_proxy DIR: a fresh proxy process on a free port with its cache in DIR.
+# start_proxy DIR [ARGS...]: a fresh proxy process on a free port with its
+# cache in DIR and ARGS added to its command line. Its upstream TLS trusts
+# the origin's CA (SSL_CERT_FILE, read by Go's crypto/x509).
 start_proxy() {
+	local dir=$1
+	shift
 	: >"$TMP/proxy.log"
-	"$BIN/resumeproxy" --listen 127.0.0.1:0 --cache-dir "$1" 2>>"$TMP/proxy.log" &
+	SSL_CERT_FILE=$ORIGIN_CA "$BIN/resumeproxy" --listen 127.0.0.1:0 --cache-dir "$dir" "$@" 2>>"$TMP/proxy.log" &
 	PROXY_PID=$!
 	wait_for "$TMP/proxy.log" 'listen=' || die "proxy did not start: $(cat "$TMP/proxy.log")"
 	PROXY=$(sed -n 's/.*listen=\([0-9.:]*\).*/\1/p' "$TMP/proxy.log" | head -1)
@@ -169,7 +190,9 @@ peak_rss_mib() {
 # (resumeproxy), squid (a forward proxy too) or nginx (a reverse proxy: the
 # same path and query, asked of nginx). Fails when the body is not SIZE bytes
 # or, through a cache, the first word of X-Cache is not XCACHE (Squid sends
-# "HIT from host", nginx its $upstream_cache_status).
+# "HIT from host", nginx its $upstream_cache_status). An https URL is
+# checked against the origin's CA directly and the interception CA through
+# the proxy.
 fetch() {
 	local via=$1 url=$2 want=$3 size=$4
 	shift 4
@@ -180,6 +203,9 @@ fetch() {
 	nginx) args+=(--noproxy '*') url=http://$NGINX${url#"$ORIGIN"} ;;
 	*) args+=(--noproxy '*') ;;
 	esac
+	if [[ $url == https://* ]]; then
+		if [ "$via" = direct ]; then args+=(--cacert "$ORIGIN_CA"); else args+=(--cacert "$MITM_DIR/ca.pem"); fi
+	fi
 	local out t n code xc
 	out=$(curl "${args[@]}" "$@" "$url") || { note "curl $via $url failed"; return 1; }
 	read -r t n code <<<"$out"
@@ -211,11 +237,17 @@ met() { awk "BEGIN { print ($1) ? \"yes\" : \"**no**\" }"; }
 
 # row CASE DIRECT PROXY RATIO TARGET MET
 row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 | $6 |"); }
-error_row() { row "$1" "–" "error (see stderr)" "–" "$2" "**no**"; }
+# error_row CASE TARGET: "–" for a case without a target.
+error_row() {
+	local met="**no**"
+	[ "$2" != "–" ] || met="–"
+	row "$1" "–" "error (see stderr)" "–" "$2" "$met"
+}
 
 # throughput_row CASE TARGET BYTES "DIRECT_SECONDS..." "PROXY_SECONDS...":
 # the row of a whole-file case; ratio = direct time / proxy time (throughput
-# ratio). TARGET "comparison" makes a row of another cache, with no target.
+# ratio). TARGET "comparison" makes a row of another cache, with no target;
+# "–" a row of resumeproxy with no target.
 throughput_row() {
 	local name=$1 target=$2 bytes=$3 d p cells
 	# shellcheck disable=SC2086 # $4 and $5 are lists of numbers, split on purpose
@@ -223,28 +255,29 @@ throughput_row() {
 	note "$name: seconds direct [$4], proxy [$5]"
 	cells=("$(mibs "$bytes" "$d") MiB/s ($(secs "$d") s)" "$(mibs "$bytes" "$p") MiB/s ($(secs "$p") s)"
 		"$(calc "$d / $p")")
-	if [ "$target" = comparison ]; then
-		row "$name" "${cells[@]}" comparison "–"
+	if [ "$target" = comparison ] || [ "$target" = "–" ]; then
+		row "$name" "${cells[@]}" "$target" "–"
 	else
 		row "$name" "${cells[@]}" "≥ $target" "$(met "$d / $p >= $target")"
 	fi
 }
 
-# warm_runs VIA: big.bin once through VIA (the MISS that stores it), then
-# RUNS times alternately directly and through VIA (a HIT each); sets
-# DIRECT_TIMES and VIA_TIMES to the seconds. Shared with the comparison rows
-# so that every cache is measured the same way.
+# warm_runs VIA [BASE]: big.bin once through VIA (the MISS that stores it),
+# then RUNS times alternately directly and through VIA (a HIT each), from
+# the origin at BASE (ORIGIN, or ORIGIN_TLS); sets DIRECT_TIMES and
+# VIA_TIMES to the seconds. Shared with the HTTPS and comparison rows so
+# that every case is measured the same way.
 warm_runs() {
-	local via=$1 t
+	local via=$1 url=${2:-$ORIGIN}/big.bin t
 	DIRECT_TIMES=() VIA_TIMES=()
 	settle
-	fetch "$via" "$ORIGIN/big.bin" MISS "$SIZE" >/dev/null || return 1 # populates
+	fetch "$via" "$url" MISS "$SIZE" >/dev/null || return 1 # populates
 	for ((r = 0; r < RUNS; r++)); do
 		settle
-		t=$(fetch direct "$ORIGIN/big.bin" "" "$SIZE") || return 1
+		t=$(fetch direct "$url" "" "$SIZE") || return 1
 		DIRECT_TIMES+=("$t")
 		settle
-		t=$(fetch "$via" "$ORIGIN/big.bin" HIT "$SIZE") || return 1
+		t=$(fetch "$via" "$url" HIT "$SIZE") || return 1
 		VIA_TIMES+=("$t")
 	done
 }
@@ -278,18 +311,19 @@ drop_caches() {
 	DROP_FAILED=1
 }
 
-# cold_runs VIA KEY: RUNS times alternately big.bin?KEY=N directly and
-# through VIA, N new each run so that VIA has never seen it (a MISS); sets
-# DIRECT_TIMES and VIA_TIMES like warm_runs.
+# cold_runs VIA KEY [BASE]: RUNS times alternately big.bin?KEY=N directly
+# and through VIA, from the origin at BASE like warm_runs, N new each run so
+# that VIA has never seen it (a MISS); sets DIRECT_TIMES and VIA_TIMES like
+# warm_runs.
 cold_runs() {
-	local via=$1 key=$2 t
+	local via=$1 url="${3:-$ORIGIN}/big.bin?$2" t
 	DIRECT_TIMES=() VIA_TIMES=()
 	for ((r = 0; r < RUNS; r++)); do
 		settle drop
-		t=$(fetch direct "$ORIGIN/big.bin?$key=$r" "" "$SIZE") || return 1
+		t=$(fetch direct "$url=$r" "" "$SIZE") || return 1
 		DIRECT_TIMES+=("$t")
 		settle drop
-		t=$(fetch "$via" "$ORIGIN/big.bin?$key=$r" MISS "$SIZE") || return 1
+		t=$(fetch "$via" "$url=$r" MISS "$SIZE") || return 1
 		VIA_TIMES+=("$t")
 	done
 }
@@ -302,6 +336,35 @@ case_warm() {
 case_cold() {
 	cold_runs proxy run || return 1
 	throughput_row "cold miss ($(human "$SIZE"), written to the cache)" 0.80 "$SIZE" "${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}"
+}
+
+# start_mitm_proxy: a proxy that intercepts CONNECTs to the origin's HTTPS
+# port, with a new CA in MITM_DIR and its cache in TMP/cache-tls.
+start_mitm_proxy() {
+	rm -rf "$MITM_DIR"
+	"$BIN/resumeproxy" ca init --dir "$MITM_DIR" >"$TMP/ca-init.log" 2>&1 ||
+		{ note "ca init failed: $(cat "$TMP/ca-init.log")"; return 1; }
+	start_proxy "$TMP/cache-tls" --mitm --ca-cert "$MITM_DIR/ca.pem" --ca-key "$MITM_DIR/ca-key.pem" \
+		--connect-ports "${ORIGIN_TLS##*:}"
+}
+
+# case_tls_warm, case_tls_cold: the warm and cold cases over HTTPS, the
+# proxy intercepting: it decrypts, serves from or fills the same cache as
+# plain HTTP, and encrypts again (no sendfile through TLS).
+case_tls_warm() {
+	warm_runs proxy "$ORIGIN_TLS" || return 1
+	throughput_row "warm hit $(human "$SIZE") through HTTPS interception" 0.80 "$SIZE" "${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}"
+}
+
+case_tls_cold() {
+	cold_runs proxy tls "$ORIGIN_TLS" || return 1
+	throughput_row "cold miss $(human "$SIZE") through HTTPS interception" "–" "$SIZE" "${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}"
+}
+
+# tls_version: the TLS version and cipher curl negotiates with the origin.
+tls_version() {
+	curl -sv --noproxy '*' --cacert "$ORIGIN_CA" -o /dev/null "$ORIGIN_TLS/small.bin" 2>&1 |
+		sed -n 's/^\* SSL connection using //p' | head -1 | grep . || echo "unknown"
 }
 
 # case_partial: a range request caches the first half (untimed), then one
@@ -620,6 +683,8 @@ describe_machine() {
 }
 
 main() {
+	local load_start
+	load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 	install_deps
 	build
 	make_files
@@ -634,6 +699,15 @@ main() {
 	run_case "small pass-through" "p50 ≤ 1.30×, throughput ≥ 0.70×" case_small
 	stop_proxy
 	rm -rf "$TMP/cache"
+	if start_mitm_proxy; then
+		run_case "warm hit through HTTPS interception" "≥ 0.80" case_tls_warm
+		run_case "cold miss through HTTPS interception" "–" case_tls_cold
+		stop_proxy
+	else
+		error_row "warm hit $(human "$SIZE") through HTTPS interception" "≥ 0.80"
+		error_row "cold miss $(human "$SIZE") through HTTPS interception" "–"
+	fi
+	rm -rf "$TMP/cache-tls"
 	run_case "memory" "≤ 64 MiB, ≤ 256 MiB, flat" case_memory
 	[ "$COMPARE" = 0 ] || compare_all
 	echo "$header"
@@ -642,6 +716,9 @@ main() {
 	else
 		echo "- page cache: dropped (clean pages) before each cold and partial run"
 	fi
+	echo "- HTTPS: the origin behind Go's crypto/tls (ECDSA P-256 certificate, HTTP/1.1; curl negotiates $(tls_version)); through the proxy: --mitm, a leaf of a CA from resumeproxy ca init to curl, TLS again to the origin"
+	# Other work on the machine slows direct and proxied runs unevenly.
+	echo "- load average (1, 5, 15 min): $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 	echo "- runtime: ${SECONDS} s"
 	echo
 	echo "| case | direct | proxy | ratio | target | met? |"
