@@ -91,7 +91,8 @@ func (o *Options) setDefaults() {
 }
 
 // NewTransport returns the upstream transport: TLS verified against the
-// system roots (SSL_CERT_FILE adds to them, as in Go), no transparent
+// system roots (SSL_CERT_FILE replaces the system bundle and SSL_CERT_DIR
+// the certificate directories, as in Go), no transparent
 // decompression (byte offsets must be those of the stored body), and never
 // an HTTP_PROXY from the environment (it would usually point back at us).
 func NewTransport() *http.Transport {
