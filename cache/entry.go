@@ -420,4 +420,10 @@ func (e *Entry) Release() {
 	if e.isObsolete() {
 		s.removeBody(e.id)
 	}
+	// A version in use cannot be evicted; now that it may be, a cache held
+	// over MaxSize by downloads under way shrinks at once, not at the next
+	// periodic check.
+	s.commitMu.Lock()
+	s.kickLocked()
+	s.commitMu.Unlock()
 }

@@ -691,6 +691,30 @@ func TestEvictWhenFull(t *testing.T) {
 	checkStored(t, s, ids, map[string]bool{"old": false, "new": true})
 }
 
+// TestEvictAfterLastRelease: a version that holds the cache over MaxSize
+// while in use is evicted as soon as its last reference goes, also when
+// that is within kickGap of the pass that had to skip it. Regression: 40
+// concurrent 20 MB downloads with max_size 100MiB kept 840 MB for a
+// minute, because the release asked for no pass and a pass asked for
+// within 5 s of the last one was dropped.
+func TestEvictAfterLastRelease(t *testing.T) {
+	rec := newRecorder(t)
+	s := newStore(t, Options{MaxSize: 1000, Logger: slog.New(rec), evictEvery: time.Hour, gcEvery: time.Hour, kickGap: time.Second})
+	e := mustCreate(t, s, "a", Meta{Size: 1500})
+	id := e.id
+	writeRange(t, e, 0, rangeutil.Range{Start: 0, End: 1500})
+	if err := e.Checkpoint(); err != nil { // 1500 of 1000 bytes, in use
+		t.Fatalf("Checkpoint() = %v, want nil", err)
+	}
+	rec.await("cache: eviction pass", 1)
+	if got := usedOf(s); got != 1500 {
+		t.Fatalf("after a pass with the version in use: used = %d, want 1500 (nothing evictable)", got)
+	}
+	e.Release() // well within kickGap of that pass
+	rec.await("cache: eviction pass (info)", 1)
+	checkStored(t, s, map[string]uint64{"a": id}, map[string]bool{"a": false})
+}
+
 // BenchmarkEvictPass measures a pass that evicts nothing over an index of
 // 10,000 versions with a dozen stored headers each: the cost the periodic
 // pass pays every evictInterval.

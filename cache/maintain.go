@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -21,7 +22,8 @@ const (
 	sweepTicks = 60
 	// kickGap is the least time between two passes a full cache asks for:
 	// when nothing can be evicted (every version in use) each checkpoint
-	// asks again, and each pass scans the whole index.
+	// asks again, and each pass scans the whole index. A pass asked for
+	// sooner is deferred to the end of the gap, never dropped.
 	kickGap = 5 * time.Second
 	// gcInterval is how often Badger's value log is garbage-collected.
 	gcInterval = 10 * time.Minute
@@ -40,20 +42,13 @@ func (s *Store) startMaintenance() {
 	if s.opts.manual {
 		return
 	}
-	evictEvery, gcEvery := evictInterval, gcInterval
-	if s.opts.evictEvery > 0 {
-		evictEvery = s.opts.evictEvery
-	}
-	if s.opts.gcEvery > 0 {
-		gcEvery = s.opts.gcEvery
-	}
 	s.maint.Add(1)
-	go s.maintain(evictEvery, gcEvery)
+	go s.maintain(cmp.Or(s.opts.evictEvery, evictInterval), cmp.Or(s.opts.gcEvery, gcInterval), cmp.Or(s.opts.kickGap, kickGap))
 }
 
 // maintain is the maintenance goroutine. Eviction and GC take turns, so
 // they never run at once.
-func (s *Store) maintain(evictEvery, gcEvery time.Duration) {
+func (s *Store) maintain(evictEvery, gcEvery, gap time.Duration) {
 	defer s.maint.Done()
 	evict := time.NewTicker(evictEvery)
 	defer evict.Stop()
@@ -62,6 +57,9 @@ func (s *Store) maintain(evictEvery, gcEvery time.Duration) {
 	var (
 		last  time.Time // when the last pass started
 		ticks int
+		// deferred fires at the end of the gap when a pass was asked for
+		// within it; nil when none is pending.
+		deferred <-chan time.Time
 	)
 	for {
 		select {
@@ -76,10 +74,20 @@ func (s *Store) maintain(evictEvery, gcEvery time.Duration) {
 			}
 			ticks++
 		case <-s.kick:
-			if time.Since(last) >= kickGap {
+			if wait := gap - time.Since(last); wait > 0 {
+				if deferred == nil {
+					deferred = time.After(wait)
+				}
+				continue
+			}
+			last = time.Now()
+			s.runEvictPass()
+		case <-deferred:
+			deferred = nil
+			if s.overMax() {
 				last = time.Now()
 				s.runEvictPass()
-			} // else the next kick or tick runs it
+			}
 		case <-gc.C:
 			s.runGC()
 		}

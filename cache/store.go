@@ -78,10 +78,10 @@ type Options struct {
 	// it to inject faults). Nil means the files are used as they are.
 	WrapFile func(File) File
 
-	// Test knobs. evictEvery and gcEvery override evictInterval and
-	// gcInterval when positive; manual starts no maintenance goroutine, so
-	// that a test runs eviction passes itself, at known points.
-	evictEvery, gcEvery time.Duration
+	// Test knobs. evictEvery, gcEvery and kickGap override evictInterval,
+	// gcInterval and kickGap when positive; manual starts no maintenance
+	// goroutine, so that a test runs eviction passes itself, at known points.
+	evictEvery, gcEvery, kickGap time.Duration
 	manual              bool
 	// bootID, when set, replaces the kernel's boot id, so that a test can
 	// restart "the machine".
