@@ -11,7 +11,7 @@ BENCH_GO_BASE ?=
 # benchstat has no tagged release; this is its latest commit (2026-09-08).
 BENCHSTAT ?= $(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: run build test fuzz bench bench-go vet fmt clean
+.PHONY: run build test fuzz soak bench bench-go vet fmt clean
 
 ## run: serve on 127.0.0.1:3128 with the cache under the user's cache dir
 run:
@@ -36,6 +36,12 @@ fuzz:
 	@for pt in $(FUZZ); do \
 		$(GO) test ./$${pt%%:*} -run '^$$' -fuzz "^$${pt#*:}$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
+
+## soak: the chaos test's random fault schedules, N of them (make test runs 100), under -race
+N    ?= 1000
+SEED ?= 20261201
+soak:
+	RESUMEPROXY_CHAOS_N=$(N) RESUMEPROXY_CHAOS_SEED=$(SEED) $(GO) test -race -count=1 -timeout 0 -run '^TestChaos$$' -v . | grep -E '^(---|ok|FAIL|PASS)|chaos_test'
 
 ## bench: issue 4's table: each case through the proxy as a ratio to direct (BENCH_SIZE=1G ...)
 bench:

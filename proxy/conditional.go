@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -140,6 +141,44 @@ func forwardRange(req *http.Request) string {
 		return ""
 	}
 	return rangeutil.FormatSpecs(specs)
+}
+
+// checkPartialAnswer checks an upstream 206 against the Range that was sent
+// with its request (DESIGN invariant 3: check every 206). RFC 9110 §14.4:
+// its Content-Range must start at the first byte asked and end no later
+// than the last. A 206 to a request without Range, or with an unreadable
+// Content-Range, fails too; a multipart answer to several ranges has no
+// Content-Range to check and passes.
+func checkPartialAnswer(sentRange string, resp *http.Response) error {
+	if resp.StatusCode != http.StatusPartialContent {
+		return nil
+	}
+	if sentRange == "" {
+		return fmt.Errorf("%w: 206 to a request without Range", errBadRange)
+	}
+	specs, err := rangeutil.ParseRange(sentRange)
+	if err != nil || len(specs) != 1 {
+		return nil
+	}
+	cr, err := rangeutil.ParseContentRange(resp.Header.Get("Content-Range"))
+	if err != nil || !answersRange(specs[0], cr) {
+		return fmt.Errorf("%w: Content-Range %q answers Range %q", errBadRange, resp.Header.Get("Content-Range"), sentRange)
+	}
+	return nil
+}
+
+// answersRange reports whether cr is an answer to spec: the same first byte
+// and no byte past the last one asked, for a representation of cr.Size
+// bytes (an unknown size can only be checked for "a-b" and "a-").
+func answersRange(spec rangeutil.Spec, cr rangeutil.ContentRange) bool {
+	if cr.Unsatisfied || cr.Range.Len() <= 0 {
+		return false
+	}
+	if cr.Size >= 0 {
+		want, ok := spec.Resolve(cr.Size)
+		return ok && cr.Range.Start == want.Start && cr.Range.End <= want.End
+	}
+	return spec.First >= 0 && cr.Range.Start == spec.First && (spec.Last < 0 || cr.Range.End <= spec.Last+1)
 }
 
 // ageSeconds formats an Age value (RFC 9111 §5.1).

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -280,6 +281,42 @@ func TestAgeSeconds(t *testing.T) {
 	} {
 		if got := ageSeconds(c.d); got != c.want {
 			t.Errorf("ageSeconds(%v) = %q, want %q", c.d, got, c.want)
+		}
+	}
+}
+
+// TestCheckPartialAnswer: a 206 must answer the Range that was sent (RFC
+// 9110 §14.4; DESIGN invariant 3), row by row.
+func TestCheckPartialAnswer(t *testing.T) {
+	for _, c := range []struct {
+		sent, contentRange string
+		status             int
+		ok                 bool
+	}{
+		{"", "", 200, true},
+		{"bytes=0-", "", 200, true}, // a 200 is a whole body: never checked here
+		{"bytes=100-", "bytes 100-999/1000", 206, true},
+		{"bytes=100-199", "bytes 100-199/1000", 206, true},
+		{"bytes=100-199", "bytes 100-149/1000", 206, true}, // fewer bytes, same start
+		{"bytes=100-", "bytes 91-990/1000", 206, false},    // a lie: shifted
+		{"bytes=100-199", "bytes 100-200/1000", 206, false},
+		{"bytes=100-", "bytes 100-999/2000", 206, true}, // fewer bytes than asked: allowed, the rest is asked for later
+		{"bytes=-100", "bytes 900-999/1000", 206, true},
+		{"bytes=-100", "bytes 800-899/1000", 206, false},
+		{"bytes=100-", "bytes 100-999/*", 206, true},
+		{"bytes=-100", "bytes 900-999/*", 206, false}, // a suffix cannot be checked without the size
+		{"bytes=100-", "bytes */1000", 206, false},
+		{"bytes=100-", "garbage", 206, false},
+		{"", "bytes 0-99/1000", 206, false}, // nobody asked for a part
+		{"bytes=0-9,20-29", "", 206, true},  // multipart: no Content-Range to check
+	} {
+		resp := &http.Response{StatusCode: c.status, Header: http.Header{}}
+		if c.contentRange != "" {
+			resp.Header.Set("Content-Range", c.contentRange)
+		}
+		err := checkPartialAnswer(c.sent, resp)
+		if (err == nil) != c.ok {
+			t.Errorf("checkPartialAnswer(%q, %d %q) = %v, want ok %v", c.sent, c.status, c.contentRange, err, c.ok)
 		}
 	}
 }

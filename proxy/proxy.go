@@ -252,6 +252,9 @@ func (p *Proxy) passThrough(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Res
 		p.log.Warn("upstream request failed", "url", req.URL.String(), "err", err)
 		return upstreamErrorResponse(req, err), nil
 	}
+	if err := checkPartialAnswer(req.Header.Get("Range"), resp); err != nil {
+		return p.refuseAnswer(req, resp, nil, err), nil
+	}
 	resp.Body = &abortOnError{ReadCloser: resp.Body, abort: abortFor(req), bufs: p.bufs}
 	return resp, nil
 }

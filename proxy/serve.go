@@ -298,7 +298,21 @@ func (p *Proxy) fetchNewStored(req *http.Request, key string) (*http.Response, b
 		cancel()
 		return upstreamErrorResponse(req, err), false
 	}
+	if err := checkPartialAnswer(h.Get("Range"), resp); err != nil {
+		return p.refuseAnswer(req, resp, cancel, err), false
+	}
 	return p.keep(req, key, resp, reqTime, ctx, cancel)
+}
+
+// refuseAnswer drops an upstream answer that must not reach the client (a
+// 206 for other bytes than asked) and answers 502 instead.
+func (p *Proxy) refuseAnswer(req *http.Request, resp *http.Response, cancel context.CancelFunc, err error) *http.Response {
+	p.log.Warn("upstream answer refused", "url", req.URL.String(), "err", err)
+	resp.Body.Close()
+	if cancel != nil {
+		cancel()
+	}
+	return errorResponse(req, http.StatusBadGateway, err.Error())
 }
 
 // fetchUncached forwards req upstream, client preconditions and Range
@@ -312,6 +326,9 @@ func (p *Proxy) fetchUncached(req *http.Request) *http.Response {
 	if err != nil {
 		cancel()
 		return upstreamErrorResponse(req, err)
+	}
+	if err := checkPartialAnswer(h.Get("Range"), resp); err != nil {
+		return p.refuseAnswer(req, resp, cancel, err)
 	}
 	return p.relay(req, resp, cancel)
 }
