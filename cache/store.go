@@ -82,7 +82,7 @@ type Options struct {
 	// gcInterval and kickGap when positive; manual starts no maintenance
 	// goroutine, so that a test runs eviction passes itself, at known points.
 	evictEvery, gcEvery, kickGap time.Duration
-	manual              bool
+	manual                       bool
 	// bootID, when set, replaces the kernel's boot id, so that a test can
 	// restart "the machine".
 	bootID func() string
