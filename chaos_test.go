@@ -1,6 +1,7 @@
 package main
 
-// The chaos test (issue 9): random fault schedules through the real binary
+// The chaos test (issue 9): random fault schedules through the real binary,
+// over plain HTTP and HTTPS through interception
 // — drops at random offsets, stalls, 5xx answers, version changes, lying
 // 206s, clients that abort or ask for ranges, concurrent clients, SIGKILL
 // of the proxy — and after each schedule the properties DESIGN promises:
@@ -10,6 +11,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -51,14 +54,20 @@ func TestChaos(t *testing.T) {
 	seed := envInt(t, "RESUMEPROXY_CHAOS_SEED", chaosSeed)
 	n := envInt(t, "RESUMEPROXY_CHAOS_N", chaosSchedules)
 	t.Logf("chaos: seed %d, %d schedules (RESUMEPROXY_CHAOS_SEED, RESUMEPROXY_CHAOS_N)", seed, n)
-	c := &chaos{t: t, origin: testorigin.New(t), dir: t.TempDir(), maxVersion: map[string]int{}}
-	c.args = chaosConfig(t)
+	c := &chaos{t: t, origins: [2]*testorigin.Origin{testorigin.New(t), testorigin.NewTLS(t)}, dir: t.TempDir(), maxVersion: map[string]int{}}
+	caDir := newCADir(t)
+	c.args = append(chaosConfig(t), mitmFlags(caDir, originPort(t, c.origins[1]))...)
+	c.env = []string{"SSL_CERT_FILE=" + c.origins[1].CAFile}
+	c.clientTLS = &tls.Config{RootCAs: x509.NewCertPool()}
+	if !c.clientTLS.RootCAs.AppendCertsFromPEM([]byte(readFile(t, filepath.Join(caDir, "ca.pem")))) {
+		t.Fatal("our CA: no certificate in ca.pem")
+	}
 	c.start()
 	stats := map[string]int{}
 	for i := range n {
-		s := newSchedule(rand.New(rand.NewPCG(uint64(seed), uint64(i))), i)
-		c.maxVersion[s.path] = s.versions()
-		s.install(c.origin)
+		s := newSchedule(rand.New(rand.NewPCG(uint64(seed), uint64(i))), i, c.origins)
+		c.maxVersion[s.url()] = s.versions()
+		s.install()
 		results := c.run(s)
 		for _, r := range results {
 			stats[r.outcome()]++
@@ -99,32 +108,38 @@ func chaosConfig(t *testing.T) []string {
 	return []string{"--config", cfg}
 }
 
-// chaos is the state of one run: the origin, the proxy, its cache.
+// chaos is the state of one run: the origins (plain, and TLS reached
+// through interception), the proxy, its cache.
 type chaos struct {
-	t      *testing.T
-	origin *testorigin.Origin
-	dir    string
-	args   []string
-	p      *proxyProc
-	client *http.Client
-	// maxVersion is, per path, the highest version it may have served.
+	t       *testing.T
+	origins [2]*testorigin.Origin
+	dir     string
+	args    []string
+	env     []string
+	p       *proxyProc
+	client  *http.Client
+	// clientTLS trusts our interception CA.
+	clientTLS *tls.Config
+	// maxVersion is, per URL, the highest version it may have served.
 	maxVersion map[string]int
 }
 
 func (c *chaos) start() {
-	c.p = startProxy(c.t, c.dir, c.args...)
+	c.p = startProxyEnv(c.t, c.env, c.dir, c.args...)
 	pu, _ := url.Parse(c.p.URL())
 	c.client = &http.Client{
-		Transport: &http.Transport{Proxy: http.ProxyURL(pu), DisableCompression: true, MaxIdleConnsPerHost: 8},
+		Transport: &http.Transport{Proxy: http.ProxyURL(pu), DisableCompression: true, MaxIdleConnsPerHost: 8, TLSClientConfig: c.clientTLS},
 		Timeout:   time.Minute,
 	}
 }
 
-// schedule is one random scenario on its own path.
+// schedule is one random scenario on its own path, over plain HTTP or
+// HTTPS through interception.
 type schedule struct {
-	i    int
-	path string
-	res  testorigin.Resource
+	i      int
+	origin *testorigin.Origin
+	path   string
+	res    testorigin.Resource
 	// steps run one after another; the clients of a step run at once.
 	steps []step
 }
@@ -147,10 +162,10 @@ type clientPlan struct {
 	start, end, limit int64
 }
 
-func newSchedule(rng *rand.Rand, i int) *schedule {
+func newSchedule(rng *rand.Rand, i int, origins [2]*testorigin.Origin) *schedule {
 	size := int64(32<<10) << rng.IntN(8) // 32 KiB .. 4 MiB
 	size += rng.Int64N(size)
-	s := &schedule{i: i, path: "/chaos/" + strconv.Itoa(i)}
+	s := &schedule{i: i, origin: origins[rng.IntN(2)], path: "/chaos/" + strconv.Itoa(i)}
 	s.res = testorigin.Resource{Size: size, CacheControl: pick(rng, "max-age=3600", "max-age=3600", "max-age=3600", "", "no-store")}
 	s.res.Validators = []testorigin.Validators{testorigin.StrongETag, testorigin.StrongETag, testorigin.StrongETag,
 		testorigin.LastModifiedOnly, testorigin.WeakETag, testorigin.NoValidator}[rng.IntN(6)]
@@ -216,11 +231,13 @@ func (s *schedule) versions() int {
 	return v
 }
 
-func (s *schedule) install(o *testorigin.Origin) { o.Set(s.path, s.res) }
+func (s *schedule) install() { s.origin.Set(s.path, s.res) }
+
+func (s *schedule) url() string { return s.origin.URL + s.path }
 
 func (s *schedule) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s size=%d validators=%d cache-control=%q chunked=%v", s.path, s.res.Size, s.res.Validators, s.res.CacheControl, s.res.Chunked)
+	fmt.Fprintf(&b, "%s size=%d validators=%d cache-control=%q chunked=%v", s.url(), s.res.Size, s.res.Validators, s.res.CacheControl, s.res.Chunked)
 	for i, st := range s.steps {
 		fmt.Fprintf(&b, "\n  step %d: bump=%v drops=%v stall=%d change=%d fail=%d lie=%d clients=%v",
 			i, st.bumpVersion, st.drops, st.stallAt, st.changeAt, st.fail, st.lie, st.clients)
@@ -245,7 +262,7 @@ func (c *chaos) run(s *schedule) []*chaosResult {
 }
 
 func (c *chaos) queue(s *schedule, st step) {
-	o := c.origin
+	o := s.origin
 	if st.bumpVersion {
 		r, _ := o.Resource(s.path)
 		o.SetVersion(s.path, r.Version+1)
@@ -277,7 +294,7 @@ type chaosResult struct {
 
 func (c *chaos) fetch(s *schedule, cp clientPlan) *chaosResult {
 	r := &chaosResult{plan: cp}
-	req, _ := http.NewRequest(http.MethodGet, c.origin.URL+s.path, nil)
+	req, _ := http.NewRequest(http.MethodGet, s.url(), nil)
 	if cp.start >= 0 {
 		rs := "bytes=" + strconv.FormatInt(cp.start, 10) + "-"
 		if cp.end >= 0 {
@@ -430,17 +447,17 @@ func (c *chaos) killAndCheck(i int) {
 	if err := c.p.kill9(); err != nil {
 		c.t.Fatalf("after schedule %d: %v", i, err)
 	}
-	if err := checkAllClaims(c.dir, c.origin.URL, c.maxVersion); err != nil {
+	if err := checkAllClaims(c.dir, c.maxVersion); err != nil {
 		c.t.Fatalf("after the SIGKILL that followed schedule %d: %v", i, err)
 	}
 	c.start()
 }
 
 // checkAllClaims opens the cache as a restarted proxy would and compares
-// every byte the index claims, for every path, with one version of the
+// every byte the index claims, for every URL, with one version of the
 // origin's content (DESIGN invariant 5; invariant 1: one version per body
 // file).
-func checkAllClaims(dir, base string, maxVersion map[string]int) (err error) {
+func checkAllClaims(dir string, maxVersion map[string]int) (err error) {
 	s, err := cache.Open(dir, cache.Options{})
 	if err != nil {
 		return fmt.Errorf("cache.Open(%s): %w", dir, err)
@@ -450,8 +467,8 @@ func checkAllClaims(dir, base string, maxVersion map[string]int) (err error) {
 			err = fmt.Errorf("closing the store: %w", cerr)
 		}
 	}()
-	for path, maxV := range maxVersion {
-		if err := checkEntryClaims(s, base+path, maxV); err != nil {
+	for u, maxV := range maxVersion {
+		if err := checkEntryClaims(s, u, maxV); err != nil {
 			return err
 		}
 	}
