@@ -57,3 +57,36 @@ func (p *Policy) Upstream(a netip.Addr) error {
 	}
 	return nil
 }
+
+// Config holds the configuration keys NewPolicy builds a Policy from.
+type Config struct {
+	// Allow are the client networks (allow).
+	Allow []string
+	// Users maps user names to bcrypt hashes (auth.users); empty: no
+	// credentials asked.
+	Users map[string]string
+	// ListenLoopback reports that the proxy listens on loopback only.
+	ListenLoopback bool
+	// PrivateUpstreams lets clients reach local upstreams however far the
+	// proxy serves (allow_private_upstreams).
+	PrivateUpstreams bool
+}
+
+// NewPolicy checks c and returns its Policy. Upstreams are guarded when the
+// proxy serves beyond loopback (an allow network reaches past it, or it
+// listens elsewhere) unless PrivateUpstreams: its clients may then be
+// other machines, to which this machine's local services must stay closed.
+func NewPolicy(c Config) (*Policy, error) {
+	allow, err := ParseNets(c.Allow)
+	if err != nil {
+		return nil, err
+	}
+	p := &Policy{Allow: allow}
+	if len(c.Users) > 0 {
+		if p.Users, err = NewUsers(c.Users); err != nil {
+			return nil, err
+		}
+	}
+	p.GuardUpstreams = !c.PrivateUpstreams && (allow.BeyondLoopback() || !c.ListenLoopback)
+	return p, nil
+}
