@@ -67,7 +67,7 @@ func (p *Proxy) newInterceptor() *interceptor {
 	m.srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 	m.srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		if ic, ok := c.(*interceptedConn); ok {
-			return context.WithValue(ctx, targetKey{}, ic.target)
+			return withUser(context.WithValue(ctx, targetKey{}, ic.target), ic.user)
 		}
 		return ctx
 	}
@@ -81,6 +81,9 @@ func (p *Proxy) newInterceptor() *interceptor {
 type interceptedConn struct {
 	net.Conn
 	target string // host:port of the CONNECT
+	// user is who the CONNECT authenticated as: its check covers every
+	// request in the tunnel.
+	user string
 }
 
 type targetKey struct{}
@@ -108,7 +111,7 @@ func (p *Proxy) intercept(w http.ResponseWriter, r *http.Request, target string)
 		return
 	}
 	_ = client.SetDeadline(time.Time{})
-	if !p.mitm.ln.push(&interceptedConn{Conn: tc, target: target}) {
+	if !p.mitm.ln.push(&interceptedConn{Conn: tc, target: target, user: userOf(r.Context())}) {
 		closeQuietly(tc) // shutting down
 	}
 }
@@ -180,7 +183,8 @@ func (m *interceptor) firstRefusal(host string) bool {
 
 // serveIntercepted serves one decrypted request: it must address the
 // CONNECT's host (else 421: never sent elsewhere), then it becomes an
-// absolute https URL and takes the same path as a plain proxy request.
+// absolute https URL and takes the same path as a plain proxy request,
+// after the gate: the CONNECT was admitted, so it needs no credentials.
 func (p *Proxy) serveIntercepted(w http.ResponseWriter, r *http.Request) {
 	target, _ := r.Context().Value(targetKey{}).(string)
 	if r.Method == http.MethodConnect {
@@ -201,7 +205,7 @@ func (p *Proxy) serveIntercepted(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.URL.Scheme, r.URL.Host = "https", target
-	p.ServeHTTP(w, r)
+	p.route(w, r)
 }
 
 // sameAuthority reports whether authority (a Host field, port optional:
