@@ -31,7 +31,7 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !slices.Contains(p.opts.ConnectPorts, port) {
-		p.log.Info("CONNECT refused: port not in connect_ports", "client", r.RemoteAddr, "target", r.Host)
+		p.log.Info("CONNECT refused: port not in connect_ports", "client", r.RemoteAddr, "target", clip(r.Host))
 		refuse(w, http.StatusForbidden, "CONNECT to port "+strconv.Itoa(port)+" is not allowed (connect_ports)")
 		return
 	}

@@ -95,7 +95,7 @@ func (p *Proxy) intercept(w http.ResponseWriter, r *http.Request, target string)
 	host, _, _ := net.SplitHostPort(target)
 	client, err := hijack(w)
 	if err != nil {
-		p.log.Warn("CONNECT: cannot take the connection", "err", err)
+		p.log.Warn("CONNECT: cannot take the connection", "err", clipErr(err))
 		return
 	}
 	if _, err := io.WriteString(client, established); err != nil {
@@ -141,16 +141,16 @@ func (p *Proxy) leafConfig(host string, sentCert *bool) *tls.Config {
 // timeouts) at debug.
 func (p *Proxy) handshakeFailed(host, client string, sentCert bool, err error) {
 	if !refusedCertificate(err, sentCert) {
-		p.log.Debug("intercept: TLS handshake failed", "host", host, "client", client, "err", err)
+		p.log.Debug("intercept: TLS handshake failed", "host", clip(host), "client", client, "err", clipErr(err))
 		return
 	}
 	if !p.mitm.firstRefusal(host) {
-		p.log.Debug("intercept: certificate refused again (reported once per host)", "host", host, "client", client, "err", err)
+		p.log.Debug("intercept: certificate refused again (reported once per host)", "host", clip(host), "client", client, "err", clipErr(err))
 		return
 	}
-	p.log.Warn("a client refused the interception certificate for "+host+
+	p.log.Warn("a client refused the interception certificate for "+clip(host)+
 		": make it trust the CA (resumeproxy ca cert; see the README), or add the host to mitm.bypass",
-		"host", host, "client", client, "err", err)
+		"host", clip(host), "client", client, "err", clipErr(err))
 }
 
 // refusedCertificate reports whether a handshake error means the client
@@ -200,7 +200,7 @@ func (p *Proxy) serveIntercepted(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !sameAuthority(authority, target) {
-		p.log.Info("request refused: host differs from its tunnel's", "host", authority, "tunnel", target, "client", r.RemoteAddr)
+		p.log.Info("request refused: host differs from its tunnel's", "host", clip(authority), "tunnel", clip(target), "client", r.RemoteAddr)
 		refuse(w, http.StatusMisdirectedRequest, "this connection was opened for "+target+", not "+authority)
 		return
 	}

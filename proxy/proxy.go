@@ -284,7 +284,7 @@ func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Res
 func (p *Proxy) passThrough(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Response, error) {
 	resp, err := p.opts.Transport.RoundTrip(req)
 	if err != nil {
-		p.log.Warn("upstream request failed", "url", req.URL.String(), "err", err)
+		p.log.Warn("upstream request failed", "url", clip(req.URL.Redacted()), "err", clipErr(err))
 		return upstreamErrorResponse(req, err), nil
 	}
 	resp.Body = &abortOnError{ReadCloser: resp.Body, abort: abortFor(req), bufs: p.bufs}
@@ -299,7 +299,7 @@ func isUpgrade(h http.Header) bool {
 type slogPrinter struct{ l *slog.Logger }
 
 func (s slogPrinter) Printf(format string, v ...any) {
-	s.l.Debug("goproxy", "msg", strings.TrimSpace(fmt.Sprintf(format, v...)))
+	s.l.Debug("goproxy", "msg", clip(strings.TrimSpace(fmt.Sprintf(format, v...))))
 }
 
 // NewServer returns the HTTP server for p with the limits resumeproxy runs
@@ -330,7 +330,7 @@ func (s serverLog) Write(p []byte) (int, error) {
 	if strings.HasPrefix(line, "http: panic serving") {
 		s.l.Error("handler panicked; connection closed", "log", line)
 	} else {
-		s.l.Debug("http server", "log", line)
+		s.l.Debug("http server", "log", clip(line))
 	}
 	return len(p), nil
 }
