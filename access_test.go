@@ -5,14 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/resumeproxy/resumeproxy/internal/testorigin"
 )
 
 // TestMainRunRefusesOpenProxy: a listen address other machines can reach,
@@ -62,6 +68,19 @@ func TestParseFlagsAccess(t *testing.T) {
 	}
 }
 
+// TestSelfAddrs: a listener on every interface is reached through each
+// local address with its port, loopback included.
+func TestSelfAddrs(t *testing.T) {
+	got, err := selfAddrs(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 3128})
+	if want := []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:3128")}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("selfAddrs(127.0.0.1:3128) = %v, %v; want %v", got, err, want)
+	}
+	got, err = selfAddrs(&net.TCPAddr{IP: net.IPv4zero, Port: 3128})
+	if err != nil || !slices.Contains(got, netip.MustParseAddrPort("127.0.0.1:3128")) || !slices.Contains(got, netip.MustParseAddrPort("0.0.0.0:3128")) {
+		t.Errorf("selfAddrs(0.0.0.0:3128) = %v, %v; want 0.0.0.0:3128 and 127.0.0.1:3128 among them", got, err)
+	}
+}
+
 // TestE2EOpenProxyRefused: the binary, told to listen on every interface
 // with access control off, exits 2 at once naming the setting.
 func TestE2EOpenProxyRefused(t *testing.T) {
@@ -75,5 +94,36 @@ func TestE2EOpenProxyRefused(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "allow") {
 		t.Errorf("resumeproxy --listen 0.0.0.0:0: %v, output %q; want exit 2 naming allow", err, out)
+	}
+}
+
+// TestE2EAccessWired: the binary applies allow and knows its own address:
+// a client outside allow gets 403 (logged with its address), and a proxy
+// request for the proxy's own address gets 508.
+func TestE2EAccessWired(t *testing.T) {
+	t.Parallel()
+	need(t, "curl")
+	o := testorigin.New(t)
+	o.Set("/f", testorigin.Resource{Size: 1000, Validators: testorigin.StrongETag, CacheControl: cacheFor})
+	status := func(p *proxyProc, u string) int {
+		hdr := filepath.Join(t.TempDir(), "h")
+		r := curl(t, p, clientTimeout, u, "-o", filepath.Join(t.TempDir(), "f"), "-D", hdr)
+		s, _, dump := readHeaderDump(t, hdr)
+		t.Logf("curl %s: %v\n%s", u, r, dump)
+		return s
+	}
+	p := startProxy(t, t.TempDir())
+	if got := status(p, p.URL()+"/x"); got != http.StatusLoopDetected {
+		t.Errorf("GET %s/x through itself: status %d, want 508", p.URL(), got)
+	}
+	if got := status(p, o.URL+"/f"); got != http.StatusOK {
+		t.Errorf("GET %s/f: status %d, want 200", o.URL, got)
+	}
+	q := startProxy(t, t.TempDir(), "--config", writeFile(t, "c.yaml", "allow: [\"192.0.2.0/24\"]\n"))
+	if got := status(q, o.URL+"/f"); got != http.StatusForbidden {
+		t.Errorf("GET from 127.0.0.1 with allow [192.0.2.0/24]: status %d, want 403", got)
+	}
+	if !strings.Contains(q.log(), "client=127.0.0.1") {
+		t.Errorf("the refusal was not logged with the client's address:\n%s", q.log())
 	}
 }

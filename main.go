@@ -67,6 +67,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	pol, err := accessPolicy(cfg)
+	if err != nil {
+		return err
+	}
 	mitm, err := loadInterception(cfg.MITM, time.Now())
 	if err != nil {
 		return err
@@ -87,6 +91,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		store.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
+	self, err := selfAddrs(ln.Addr())
+	if err != nil {
+		ln.Close()
+		store.Close()
+		return err
+	}
 	p := proxy.New(proxy.Options{
 		Store: store,
 		Retry: proxy.Retry{
@@ -105,10 +115,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 		MITM:              mitm,
 		ConnectPorts:      cfg.ConnectPorts,
 		TunnelIdleTimeout: cfg.TunnelIdleTimeout,
+		Access:            pol,
+		Self:              self,
 	})
 	srv := proxy.NewServer(p)
 	log.Info("resumeproxy serving", "listen", ln.Addr().String(), "cache_dir", cfg.CacheDir,
-		"mitm", mitm != nil, "connect_ports", cfg.ConnectPorts)
+		"mitm", mitm != nil, "connect_ports", cfg.ConnectPorts, "allow", pol.Allow.String(),
+		"users", len(cfg.Auth.Users), "private_upstreams_refused", pol.GuardUpstreams)
+	warnUnreachable(log, cfg, pol)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
