@@ -29,7 +29,8 @@ test: vet
 
 # FUZZ: every fuzz target, as package:target.
 FUZZ := rangeutil:FuzzParseRange rangeutil:FuzzParseContentRange rangeutil:FuzzSetOps \
-	rangeutil:FuzzSetUnmarshal internal/hostglob:FuzzMatch internal/ca:FuzzLeafName
+	rangeutil:FuzzSetUnmarshal internal/hostglob:FuzzMatch internal/ca:FuzzLeafName \
+	internal/access:FuzzParseBasic
 
 ## fuzz: run every fuzz target of the parsers and key functions for FUZZTIME each
 fuzz:

@@ -53,7 +53,7 @@ func exitCode(err error) int {
 }
 
 // run parses args, serves until SIGINT/SIGTERM, then shuts down cleanly;
-// the subcommands "verify" and "ca" do their one job instead.
+// the subcommands "verify", "ca" and "passwd" do their one job instead.
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
@@ -61,9 +61,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return runVerify(args[1:], stdout, stderr)
 		case "ca":
 			return runCA(args[1:], stdout, stderr)
+		case "passwd":
+			return runPasswd(args[1:], os.Stdin, stdout, stderr)
 		}
 	}
 	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	pol, err := accessPolicy(cfg)
 	if err != nil {
 		return err
 	}
@@ -87,6 +93,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		store.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
+	self, err := selfAddrs(ln.Addr())
+	if err != nil {
+		ln.Close()
+		store.Close()
+		return err
+	}
 	p := proxy.New(proxy.Options{
 		Store: store,
 		Retry: proxy.Retry{
@@ -105,10 +117,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 		MITM:              mitm,
 		ConnectPorts:      cfg.ConnectPorts,
 		TunnelIdleTimeout: cfg.TunnelIdleTimeout,
+		Access:            pol,
+		Self:              self,
 	})
 	srv := proxy.NewServer(p)
 	log.Info("resumeproxy serving", "listen", ln.Addr().String(), "cache_dir", cfg.CacheDir,
-		"mitm", mitm != nil, "connect_ports", cfg.ConnectPorts)
+		"mitm", mitm != nil, "connect_ports", cfg.ConnectPorts, "allow", pol.Allow.String(),
+		"users", len(cfg.Auth.Users), "private_upstreams_refused", pol.GuardUpstreams)
+	warnUnreachable(log, cfg, pol)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	errc := make(chan error, 1)
@@ -148,7 +164,7 @@ func parseServeFlags(args []string, stderr io.Writer) (config.Config, error) {
 	fs := flag.NewFlagSet("resumeproxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: resumeproxy [flags]\n       resumeproxy ca init [--dir DIR] | ca cert [--dir DIR]\n       resumeproxy verify [flags]\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: resumeproxy [flags]\n       resumeproxy ca init [--dir DIR] | ca cert [--dir DIR]\n       resumeproxy verify [flags]\n       resumeproxy passwd [--cost N] [USER]\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	cfgPath := fs.String("config", "", "YAML configuration `file` (see config.example.yaml)")

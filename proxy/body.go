@@ -56,9 +56,9 @@ func (b *entryBody) failed(err error) error {
 	switch {
 	case err == nil:
 	case b.ctx.Err() != nil:
-		b.p.log.Debug("client went away", "key", b.e.Key(), "at", b.pos)
+		b.p.log.Debug("client went away", "key", clip(b.e.Key()), "at", b.pos)
 	default:
-		b.p.log.Warn("cannot complete response; cutting client connection", "key", b.e.Key(), "at", b.pos, "err", err)
+		b.p.log.Warn("cannot complete response; cutting client connection", "key", clip(b.e.Key()), "at", b.pos, "err", clipErr(err))
 		b.abort()
 	}
 	return err
@@ -138,7 +138,7 @@ func (b *entryBody) await() (int64, error) {
 func (b *entryBody) WriteTo(w io.Writer) (int64, error) {
 	f, err := b.e.OpenReader()
 	if err != nil {
-		b.p.log.Warn("no zero-copy path for this response", "key", b.e.Key(), "err", err)
+		b.p.log.Warn("no zero-copy path for this response", "key", clip(b.e.Key()), "err", clipErr(err))
 		return io.CopyBuffer(w, struct{ io.Reader }{b}, nil)
 	}
 	defer f.Close()

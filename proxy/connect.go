@@ -31,7 +31,7 @@ func (p *Proxy) serveConnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !slices.Contains(p.opts.ConnectPorts, port) {
-		p.log.Info("CONNECT refused: port not in connect_ports", "client", r.RemoteAddr, "target", r.Host)
+		p.log.Info("CONNECT refused: port not in connect_ports", "client", r.RemoteAddr, "target", clip(r.Host))
 		refuse(w, http.StatusForbidden, "CONNECT to port "+strconv.Itoa(port)+" is not allowed (connect_ports)")
 		return
 	}
@@ -103,13 +103,13 @@ const established = "HTTP/1.1 200 Connection established\r\n\r\n"
 
 // dialer returns the function that opens connections to upstreams: the
 // transport's own when it has one (so tests that map names to a local
-// origin, and any operator dial policy, apply to tunnels too).
+// origin, and any operator dial policy, apply to tunnels too; New made it
+// check each address), else one that checks each address (checkDial).
 func (p *Proxy) dialer() func(ctx context.Context, network, addr string) (net.Conn, error) {
 	if t, ok := p.opts.Transport.(*http.Transport); ok && t.DialContext != nil {
 		return t.DialContext
 	}
-	var d net.Dialer
-	return d.DialContext
+	return p.guardedDialer().DialContext
 }
 
 // closeQuietly closes c; the error of closing a connection we are done with

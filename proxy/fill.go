@@ -76,18 +76,18 @@ func (p *Proxy) finishFill(f *cache.Fill, e *cache.Entry, src source, err error)
 	switch {
 	case err == nil:
 	case errors.Is(err, errChanged), !src.v.resumable():
-		p.log.Warn("upstream changed or cannot resume; dropping entry", "url", src.url.Redacted(), "at", f.Pos(), "err", err)
+		p.log.Warn("upstream changed or cannot resume; dropping entry", "url", clip(src.url.Redacted()), "at", f.Pos(), "err", clipErr(err))
 		e.Drop()
 	case errors.Is(err, context.Canceled):
-		p.log.Info("download abandoned by its clients; keeping partial", "url", src.url.Redacted(), "at", f.Pos())
+		p.log.Info("download abandoned by its clients; keeping partial", "url", clip(src.url.Redacted()), "at", f.Pos())
 	case errors.Is(err, cache.ErrStorage):
 		// The store logged the cause; the readers fetch the rest directly.
-		p.log.Debug("cannot store download; its clients continue uncached", "url", src.url.Redacted(), "at", f.Pos())
+		p.log.Debug("cannot store download; its clients continue uncached", "url", clip(src.url.Redacted()), "at", f.Pos())
 	default:
-		p.log.Warn("upstream fill failed; keeping partial", "url", src.url.Redacted(), "at", f.Pos(), "err", err)
+		p.log.Warn("upstream fill failed; keeping partial", "url", clip(src.url.Redacted()), "at", f.Pos(), "err", clipErr(err))
 	}
 	if cerr := e.Checkpoint(); cerr != nil && !errors.Is(cerr, cache.ErrStorage) { // the store logged those
-		p.log.Error("checkpoint failed", "key", e.Key(), "err", cerr)
+		p.log.Error("checkpoint failed", "key", clip(e.Key()), "err", clipErr(cerr))
 	}
 	f.Finish(err)
 }
@@ -129,7 +129,7 @@ func (p *Proxy) drive(ctx context.Context, stop *fillStop, f *cache.Fill, e *cac
 		if f.Pos() > before {
 			b.progress()
 		}
-		p.log.Info("upstream body failed; resuming", "url", src.url.Redacted(), "at", f.Pos(), "err", err)
+		p.log.Info("upstream body failed; resuming", "url", clip(src.url.Redacted()), "at", f.Pos(), "err", clipErr(err))
 		if !b.wait(ctx) {
 			return fmt.Errorf("proxy: giving up on %s at byte %d after %d attempts: %w", src.url.Redacted(), f.Pos(), b.attempts, err)
 		}

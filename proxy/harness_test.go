@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/resumeproxy/resumeproxy/cache"
+	"github.com/resumeproxy/resumeproxy/internal/access"
 	"github.com/resumeproxy/resumeproxy/internal/ca"
 	"github.com/resumeproxy/resumeproxy/internal/testorigin"
 )
@@ -53,6 +55,9 @@ type harness struct {
 	spaceLeft atomic.Int64
 	// logs holds everything the proxy logged.
 	logs *logBuffer
+	// listening, when set, runs once the proxy's listener is open (h.ln)
+	// and before the proxy starts: to configure h.opts with its address.
+	listening func(h *harness)
 }
 
 // fastRetry keeps resumption tests quick: short pauses, a few attempts.
@@ -186,14 +191,21 @@ func (h *harness) start() {
 		h.t.Fatalf("cache.Open: %v", err)
 	}
 	h.store = store
-	opts := h.opts
-	opts.Store = store
-	h.proxy = New(opts)
-	h.srv = NewServer(h.proxy)
+	// Listen first, as main does: the proxy knows its own address.
 	h.ln, err = net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		h.t.Fatalf("listen: %v", err)
 	}
+	if h.listening != nil {
+		h.listening(h)
+	}
+	opts := h.opts
+	opts.Store = store
+	if opts.Self == nil {
+		opts.Self = access.SelfAddrs(netip.MustParseAddrPort(h.ln.Addr().String()), nil)
+	}
+	h.proxy = New(opts)
+	h.srv = NewServer(h.proxy)
 	go h.srv.Serve(h.ln)
 	pu, _ := url.Parse("http://" + h.ln.Addr().String())
 	h.client = &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(pu), DisableCompression: true, TLSClientConfig: h.clientTLS}}

@@ -67,7 +67,7 @@ func (p *Proxy) newInterceptor() *interceptor {
 	m.srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
 	m.srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		if ic, ok := c.(*interceptedConn); ok {
-			return context.WithValue(ctx, targetKey{}, ic.target)
+			return withUser(context.WithValue(ctx, targetKey{}, ic.target), ic.user)
 		}
 		return ctx
 	}
@@ -81,6 +81,9 @@ func (p *Proxy) newInterceptor() *interceptor {
 type interceptedConn struct {
 	net.Conn
 	target string // host:port of the CONNECT
+	// user is who the CONNECT authenticated as: its check covers every
+	// request in the tunnel.
+	user string
 }
 
 type targetKey struct{}
@@ -92,7 +95,7 @@ func (p *Proxy) intercept(w http.ResponseWriter, r *http.Request, target string)
 	host, _, _ := net.SplitHostPort(target)
 	client, err := hijack(w)
 	if err != nil {
-		p.log.Warn("CONNECT: cannot take the connection", "err", err)
+		p.log.Warn("CONNECT: cannot take the connection", "err", clipErr(err))
 		return
 	}
 	if _, err := io.WriteString(client, established); err != nil {
@@ -108,7 +111,7 @@ func (p *Proxy) intercept(w http.ResponseWriter, r *http.Request, target string)
 		return
 	}
 	_ = client.SetDeadline(time.Time{})
-	if !p.mitm.ln.push(&interceptedConn{Conn: tc, target: target}) {
+	if !p.mitm.ln.push(&interceptedConn{Conn: tc, target: target, user: userOf(r.Context())}) {
 		closeQuietly(tc) // shutting down
 	}
 }
@@ -138,16 +141,16 @@ func (p *Proxy) leafConfig(host string, sentCert *bool) *tls.Config {
 // timeouts) at debug.
 func (p *Proxy) handshakeFailed(host, client string, sentCert bool, err error) {
 	if !refusedCertificate(err, sentCert) {
-		p.log.Debug("intercept: TLS handshake failed", "host", host, "client", client, "err", err)
+		p.log.Debug("intercept: TLS handshake failed", "host", clip(host), "client", client, "err", clipErr(err))
 		return
 	}
 	if !p.mitm.firstRefusal(host) {
-		p.log.Debug("intercept: certificate refused again (reported once per host)", "host", host, "client", client, "err", err)
+		p.log.Debug("intercept: certificate refused again (reported once per host)", "host", clip(host), "client", client, "err", clipErr(err))
 		return
 	}
-	p.log.Warn("a client refused the interception certificate for "+host+
+	p.log.Warn("a client refused the interception certificate for "+clip(host)+
 		": make it trust the CA (resumeproxy ca cert; see the README), or add the host to mitm.bypass",
-		"host", host, "client", client, "err", err)
+		"host", clip(host), "client", client, "err", clipErr(err))
 }
 
 // refusedCertificate reports whether a handshake error means the client
@@ -180,7 +183,8 @@ func (m *interceptor) firstRefusal(host string) bool {
 
 // serveIntercepted serves one decrypted request: it must address the
 // CONNECT's host (else 421: never sent elsewhere), then it becomes an
-// absolute https URL and takes the same path as a plain proxy request.
+// absolute https URL and takes the same path as a plain proxy request,
+// after the gate: the CONNECT was admitted, so it needs no credentials.
 func (p *Proxy) serveIntercepted(w http.ResponseWriter, r *http.Request) {
 	target, _ := r.Context().Value(targetKey{}).(string)
 	if r.Method == http.MethodConnect {
@@ -196,12 +200,12 @@ func (p *Proxy) serveIntercepted(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !sameAuthority(authority, target) {
-		p.log.Info("request refused: host differs from its tunnel's", "host", authority, "tunnel", target, "client", r.RemoteAddr)
+		p.log.Info("request refused: host differs from its tunnel's", "host", clip(authority), "tunnel", clip(target), "client", r.RemoteAddr)
 		refuse(w, http.StatusMisdirectedRequest, "this connection was opened for "+target+", not "+authority)
 		return
 	}
 	r.URL.Scheme, r.URL.Host = "https", target
-	p.ServeHTTP(w, r)
+	p.route(w, r)
 }
 
 // sameAuthority reports whether authority (a Host field, port optional:

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/elazarl/goproxy"
 
 	"github.com/resumeproxy/resumeproxy/cache"
+	"github.com/resumeproxy/resumeproxy/internal/access"
 )
 
 // Retry bounds how the proxy resumes an upstream body that failed. Counts
@@ -44,7 +46,9 @@ type Retry struct {
 type Options struct {
 	// Store is the cache; required.
 	Store *cache.Store
-	// Transport sends upstream requests. Default NewTransport().
+	// Transport sends upstream requests. Default NewTransport(). Its
+	// connections are checked against Access and Self when dialled (see
+	// guardTransport); a given *http.Transport is cloned for that.
 	Transport http.RoundTripper
 	// Retry bounds resumption of failed upstream bodies.
 	Retry Retry
@@ -67,12 +71,17 @@ type Options struct {
 	// TunnelIdleTimeout closes a tunnel in which no byte moved either way
 	// for this long. Default 5m.
 	TunnelIdleTimeout time.Duration
+	// Access decides who may use the proxy and which upstream addresses it
+	// refuses. Default access.Loopback(): clients on this machine only, no
+	// credentials, no upstream refused.
+	Access *access.Policy
+	// Self are the addresses that reach this proxy (access.SelfAddrs of its
+	// listener): requests and CONNECTs to them, and dials that resolve to
+	// them, would loop and get 508. Default none.
+	Self []netip.AddrPort
 }
 
 func (o *Options) setDefaults() {
-	if o.Transport == nil {
-		o.Transport = NewTransport()
-	}
 	r := &o.Retry
 	r.Attempts = cmp.Or(r.Attempts, 8)
 	r.MaxElapsed = cmp.Or(r.MaxElapsed, 2*time.Minute)
@@ -98,7 +107,7 @@ func (o *Options) setDefaults() {
 func NewTransport() *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           newDialer().DialContext,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          256,
 		MaxIdleConnsPerHost:   32,
@@ -109,6 +118,11 @@ func NewTransport() *http.Transport {
 		DisableCompression:    true,
 		ReadBufferSize:        upstreamReadBuffer,
 	}
+}
+
+// newDialer is the dialer of upstream connections.
+func newDialer() *net.Dialer {
+	return &net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}
 }
 
 // upstreamReadBuffer is the transport's read buffer per upstream
@@ -127,6 +141,11 @@ type Proxy struct {
 	bufs  *buffers
 	now   func() time.Time
 
+	// access is Options.Access or its default.
+	access *access.Policy
+	// deniedLog and authLog throttle the log lines about refused clients.
+	deniedLog, authLog *access.Throttle
+
 	// mitm serves intercepted connections; nil without Options.MITM.
 	mitm *interceptor
 	// conns are the tunnels under way.
@@ -141,14 +160,17 @@ type Proxy struct {
 func New(opts Options) *Proxy {
 	opts.setDefaults()
 	p := &Proxy{opts: opts, store: opts.Store, log: opts.Logger, now: time.Now, flights: map[string]*flight{},
-		bufs: newBuffers()}
+		bufs: newBuffers(), access: cmp.Or(opts.Access, access.Loopback()),
+		deniedLog: access.NewThrottle(refusalLogEvery, refusalLogMax),
+		authLog:   access.NewThrottle(refusalLogEvery, refusalLogMax)}
+	p.opts.Transport = p.guardTransport(opts.Transport)
 	gp := goproxy.NewProxyHttpServer()
 	gp.KeepAcceptEncoding = true // byte ranges must address the encoded body as stored
 	gp.KeepHeader = true         // we remove hop-by-hop fields ourselves, all of them
-	if t, ok := opts.Transport.(*http.Transport); ok {
+	if t, ok := p.opts.Transport.(*http.Transport); ok {
 		gp.Tr = t
 	} else {
-		gp.Tr = NewTransport()
+		gp.Tr = p.guardTransport(nil).(*http.Transport)
 	}
 	gp.Logger = slogPrinter{p.log}
 	gp.NonproxyHandler = http.HandlerFunc(p.serveNonProxy)
@@ -188,10 +210,24 @@ func (p *Proxy) Close() error {
 	return nil
 }
 
-// ServeHTTP serves one client request. It makes the client's connection
-// reachable from response bodies, so that a body that cannot be completed
-// cuts it (DESIGN invariant 4).
+// ServeHTTP serves one client request: the client must be admitted
+// (Options.Access), then the request is routed.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r, ok := p.admit(w, r)
+	if !ok {
+		return
+	}
+	p.route(w, r)
+}
+
+// route serves an admitted request: a loop gets 508, a CONNECT is handled
+// here, the rest by goproxy. It makes the client's connection reachable
+// from response bodies, so that a body that cannot be completed cuts it
+// (DESIGN invariant 4).
+func (p *Proxy) route(w http.ResponseWriter, r *http.Request) {
+	if p.refuseLoop(w, r) {
+		return
+	}
 	if r.Method == http.MethodConnect {
 		p.serveConnect(w, r)
 		return
@@ -249,7 +285,7 @@ func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Res
 func (p *Proxy) passThrough(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Response, error) {
 	resp, err := p.opts.Transport.RoundTrip(req)
 	if err != nil {
-		p.log.Warn("upstream request failed", "url", req.URL.String(), "err", err)
+		p.log.Warn("upstream request failed", "url", clip(req.URL.Redacted()), "err", clipErr(err))
 		return upstreamErrorResponse(req, err), nil
 	}
 	if err := checkPartialAnswer(req.Header.Get("Range"), resp); err != nil {
@@ -267,7 +303,7 @@ func isUpgrade(h http.Header) bool {
 type slogPrinter struct{ l *slog.Logger }
 
 func (s slogPrinter) Printf(format string, v ...any) {
-	s.l.Debug("goproxy", "msg", strings.TrimSpace(fmt.Sprintf(format, v...)))
+	s.l.Debug("goproxy", "msg", clip(strings.TrimSpace(fmt.Sprintf(format, v...))))
 }
 
 // NewServer returns the HTTP server for p with the limits resumeproxy runs
@@ -298,7 +334,7 @@ func (s serverLog) Write(p []byte) (int, error) {
 	if strings.HasPrefix(line, "http: panic serving") {
 		s.l.Error("handler panicked; connection closed", "log", line)
 	} else {
-		s.l.Debug("http server", "log", line)
+		s.l.Debug("http server", "log", clip(line))
 	}
 	return len(p), nil
 }

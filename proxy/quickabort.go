@@ -41,7 +41,7 @@ func (p *Proxy) keepGoing(src source, cancel func()) func(pos, end int64) bool {
 		}
 		once.Do(func() {
 			p.log.Info("last client left; finishing the download in the background",
-				"url", src.url.Redacted(), "at", pos, "left", end-pos, "max_time", q.MaxTime)
+				"url", clip(src.url.Redacted()), "at", pos, "left", end-pos, "max_time", q.MaxTime)
 			time.AfterFunc(q.MaxTime, cancel)
 		})
 		return true

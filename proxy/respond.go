@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/resumeproxy/resumeproxy/internal/access"
 )
 
 // Outcomes of upstream exchanges that callers branch on.
@@ -53,8 +55,16 @@ func errorResponse(req *http.Request, status int, msg string) *http.Response {
 	}
 }
 
-// upstreamErrorResponse maps an upstream failure to 504 (timeout) or 502.
+// upstreamErrorResponse maps an upstream failure to a status: 508 for a
+// connection back to the proxy, 403 for a local upstream the access policy
+// refuses, 504 for a timeout, else 502.
 func upstreamErrorResponse(req *http.Request, err error) *http.Response {
+	switch {
+	case errors.Is(err, errLoop):
+		return errorResponse(req, http.StatusLoopDetected, "this request would come back to the proxy (a loop)")
+	case errors.Is(err, access.ErrLocalUpstream):
+		return errorResponse(req, http.StatusForbidden, "the upstream address is local to the proxy's machine; the operator may allow it with allow_private_upstreams")
+	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
 		return errorResponse(req, http.StatusGatewayTimeout, "upstream timed out: "+err.Error())

@@ -40,7 +40,7 @@ func (p *Proxy) serve(req *http.Request) *http.Response {
 func (p *Proxy) serveOnce(req *http.Request, key string) *http.Response {
 	e, err := p.store.Get(key)
 	if err != nil {
-		p.log.Error("cache lookup failed; forwarding uncached", "key", key, "err", err)
+		p.log.Error("cache lookup failed; forwarding uncached", "key", clip(key), "err", clipErr(err))
 		return p.fetchUncached(req)
 	}
 	if e == nil {
@@ -169,7 +169,7 @@ func (p *Proxy) refill(req *http.Request, e *cache.Entry, need, gap rangeutil.Ra
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
 		if err := checkPartial(resp, want, m.Size, v); err != nil {
-			p.log.Warn("refusing to splice upstream 206", "url", src.url.String(), "err", err)
+			p.log.Warn("refusing to splice upstream 206", "url", clip(src.url.Redacted()), "err", clipErr(err))
 			resp.Body.Close()
 			f.Finish(err)
 			cancel()
@@ -340,7 +340,7 @@ func (p *Proxy) fetchUncached(req *http.Request) *http.Response {
 func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime time.Time, ctx context.Context, cancel context.CancelFunc) (*http.Response, bool) {
 	body, size, err := bodyExtent(resp)
 	if err != nil {
-		p.log.Warn("upstream sent an unusable Content-Range", "url", req.URL.String(), "err", err)
+		p.log.Warn("upstream sent an unusable Content-Range", "url", clip(req.URL.Redacted()), "err", clipErr(err))
 		resp.Body.Close()
 		cancel()
 		return errorResponse(req, http.StatusBadGateway, err.Error()), false
@@ -364,7 +364,7 @@ func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime
 	}
 	e, f, err := p.store.CreateFill(key, m, body)
 	if err != nil {
-		p.log.Error("cannot store response; relaying uncached", "key", key, "err", err)
+		p.log.Error("cannot store response; relaying uncached", "key", clip(key), "err", clipErr(err))
 		return p.relay(req, resp, cancel), false
 	}
 	e.Join()
@@ -504,7 +504,7 @@ func (p *Proxy) refreshHeaders(e *cache.Entry, fresh http.Header, reqTime time.T
 		m.RequestTime, m.ResponseTime = reqTime, now
 	})
 	if err != nil {
-		p.log.Error("cannot refresh stored headers", "key", e.Key(), "err", err)
+		p.log.Error("cannot refresh stored headers", "key", clip(e.Key()), "err", clipErr(err))
 	}
 }
 

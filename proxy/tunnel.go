@@ -21,7 +21,7 @@ func (p *Proxy) tunnel(w http.ResponseWriter, r *http.Request, target string) {
 	up, err := p.dialer()(ctx, "tcp", target)
 	cancel()
 	if err != nil {
-		p.log.Warn("CONNECT: dial failed", "target", target, "err", err)
+		p.log.Warn("CONNECT: dial failed", "target", clip(target), "err", clipErr(err))
 		resp := upstreamErrorResponse(r, err)
 		refuse(w, resp.StatusCode, "cannot reach "+target+": "+err.Error())
 		return
@@ -29,7 +29,7 @@ func (p *Proxy) tunnel(w http.ResponseWriter, r *http.Request, target string) {
 	client, err := hijack(w)
 	if err != nil {
 		closeQuietly(up)
-		p.log.Warn("CONNECT: cannot take the connection", "err", err)
+		p.log.Warn("CONNECT: cannot take the connection", "err", clipErr(err))
 		return
 	}
 	if _, err := io.WriteString(client, established); err != nil {

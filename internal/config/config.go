@@ -8,15 +8,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/resumeproxy/resumeproxy/internal/access"
 	"github.com/resumeproxy/resumeproxy/internal/hostglob"
 )
 
@@ -61,6 +65,27 @@ type Config struct {
 	TunnelIdleTimeout time.Duration `yaml:"tunnel_idle_timeout"`
 	// MITM configures HTTPS interception.
 	MITM MITM `yaml:"mitm"`
+	// Allow are the client networks that may use the proxy, as CIDRs
+	// ("192.168.1.0/24") or single addresses; other clients get 403. When
+	// Auth.Users is set a client must be in Allow and also authenticate.
+	// Default [127.0.0.0/8, ::1/128]: this machine only.
+	Allow []string `yaml:"allow"`
+	// AllowPrivateUpstreams lets clients reach upstreams on the proxy's
+	// own machine or link (loopback, link-local such as 169.254.169.254,
+	// unspecified, multicast), which are refused while the proxy serves
+	// beyond loopback (Allow reaches past it, or Listen is elsewhere).
+	// Default false.
+	AllowPrivateUpstreams bool `yaml:"allow_private_upstreams"`
+	// Auth configures proxy credentials.
+	Auth Auth `yaml:"auth"`
+}
+
+// Auth configures the credentials clients send in Proxy-Authorization
+// (Basic, RFC 7617) on plain requests and CONNECTs.
+type Auth struct {
+	// Users maps a user name to the bcrypt hash of its password, as
+	// `resumeproxy passwd` prints it. Default none: no credentials asked.
+	Users map[string]string `yaml:"users"`
 }
 
 // MITM configures HTTPS interception: CONNECTs to the selected hosts are
@@ -137,6 +162,8 @@ func Default() Config {
 		ConnectPorts:      []int{443},
 		TunnelIdleTimeout: 5 * time.Minute,
 		MITM:              MITM{Hosts: []string{"*"}, Bypass: []string{}, LeafCache: 1000},
+		Allow:             slices.Clone(access.LoopbackCIDRs),
+		Auth:              Auth{Users: map[string]string{}},
 	}
 }
 
@@ -212,7 +239,51 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel))
 	}
 	errs = append(errs, c.validateConnect()...)
+	errs = append(errs, c.validateAccess()...)
 	return errors.Join(errs...)
+}
+
+// validateAccess checks allow and auth.users, and refuses an open proxy:
+// a listen address beyond loopback needs an allow network beyond it or
+// credentials, else anyone who reaches the port could use the proxy.
+func (c Config) validateAccess() []error {
+	var errs []error
+	nets, err := access.ParseNets(c.Allow)
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("allow: %w", err))
+	case len(c.Allow) == 0:
+		errs = append(errs, errors.New("allow: empty: no client could use the proxy (the default is [127.0.0.0/8, ::1/128], this machine)"))
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Auth.Users)) {
+		if err := access.CheckUserName(name); err != nil {
+			errs = append(errs, fmt.Errorf("auth.users: %w", err))
+		} else if err := access.CheckHash(c.Auth.Users[name]); err != nil {
+			errs = append(errs, fmt.Errorf("auth.users.%s: %w", name, err))
+		}
+	}
+	_, _, lerr := net.SplitHostPort(c.Listen) // reported above
+	if err == nil && lerr == nil && len(c.Allow) > 0 && !c.ListenLoopback() && !nets.BeyondLoopback() && len(c.Auth.Users) == 0 {
+		errs = append(errs, fmt.Errorf("listen: %s is reachable from other machines but only loopback clients are allowed and no credentials are set: "+
+			"add the networks of your clients to allow (e.g. allow: [192.168.1.0/24]), or users under auth.users (make a hash with `resumeproxy passwd`), "+
+			"or listen on 127.0.0.1", c.Listen))
+	}
+	return errs
+}
+
+// ListenLoopback reports whether Listen is on loopback only: an address in
+// 127.0.0.0/8, ::1, or the name localhost. An empty host (every interface),
+// other addresses and other names are not.
+func (c Config) ListenLoopback() bool {
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // validateConnect checks the CONNECT and interception keys.

@@ -51,6 +51,8 @@ func TestDefault(t *testing.T) {
 		ConnectPorts:      []int{443},
 		TunnelIdleTimeout: 5 * time.Minute,
 		MITM:              MITM{Hosts: []string{"*"}, Bypass: []string{}, LeafCache: 1000},
+		Allow:             []string{"127.0.0.0/8", "::1/128"},
+		Auth:              Auth{Users: map[string]string{}},
 	}
 	got := Default()
 	if !reflect.DeepEqual(got, want) {
@@ -295,6 +297,9 @@ func TestSizeUnmarshalYAML(t *testing.T) {
 	}
 }
 
+// testHash is a bcrypt hash (cost 4) of "wonderland".
+const testHash = "$2a$04$uYF.bYNDLOHeh7UjqjT84u8W8y8PwdJfY7e0ayrv6yof1L2ueFKDK"
+
 func TestValidate(t *testing.T) {
 	fixCacheHome(t)
 	for _, c := range []struct {
@@ -302,7 +307,7 @@ func TestValidate(t *testing.T) {
 		mutate func(*Config)
 	}{
 		{"", func(*Config) {}},
-		{"", func(c *Config) { c.Listen = ":3128" }},
+		{"listen", func(c *Config) { c.Listen = ":3128" }}, // every interface, loopback clients only: refused
 		{"", func(c *Config) { c.Listen = "[::1]:0" }},
 		{"", func(c *Config) { c.CheckpointInterval = 64 << 10 }},
 		{"", func(c *Config) { c.Upstream.Retries = 0 }},
@@ -353,6 +358,20 @@ func TestValidate(t *testing.T) {
 		{"", func(c *Config) { c.MITM.CACert, c.MITM.CAKey = "ca.pem", "ca-key.pem" }},
 		{"mitm.ca_key", func(c *Config) { c.MITM.CACert = "ca.pem" }},
 		{"mitm.ca_cert", func(c *Config) { c.MITM.CAKey = "ca-key.pem" }},
+		{"", func(c *Config) { c.Allow = []string{"192.168.1.0/24", "10.0.0.7", "::1"} }},
+		{"", func(c *Config) { c.Listen, c.Allow = "0.0.0.0:3128", []string{"127.0.0.0/8", "192.168.1.0/24"} }},
+		{"", func(c *Config) { c.Listen, c.Auth.Users = "[::]:3128", map[string]string{"alice": testHash} }},
+		{"", func(c *Config) { c.Listen = "localhost:3128" }},
+		{"", func(c *Config) { c.Listen = "127.0.0.2:3128" }},
+		{"", func(c *Config) { c.AllowPrivateUpstreams = true }},
+		{"listen", func(c *Config) { c.Listen = "0.0.0.0:3128" }},
+		{"listen", func(c *Config) { c.Listen = "192.168.1.5:3128" }},
+		{"listen", func(c *Config) { c.Listen = "proxy.example:3128" }},
+		{"allow", func(c *Config) { c.Allow = nil }},
+		{"allow", func(c *Config) { c.Allow = []string{"192.168.1.1/24"} }},
+		{"allow", func(c *Config) { c.Allow = []string{"lan"} }},
+		{"auth.users", func(c *Config) { c.Auth.Users = map[string]string{"a:b": testHash} }},
+		{"auth.users.alice", func(c *Config) { c.Auth.Users = map[string]string{"alice": "wonderland"} }},
 	} {
 		cfg := Default()
 		c.mutate(&cfg)
@@ -380,7 +399,7 @@ func TestValidateAllInvalid(t *testing.T) {
 		t.Fatalf("Validate(%+v) = nil, want errors", cfg)
 	}
 	lines := strings.Split(err.Error(), "\n")
-	keys := []string{"listen", "cache_dir", "checkpoint_interval", "sync_interval", "max_size", "partial_ttl", "upstream.retry_window",
+	keys := []string{"listen", "allow", "cache_dir", "checkpoint_interval", "sync_interval", "max_size", "partial_ttl", "upstream.retry_window",
 		"upstream.backoff_initial", "upstream.backoff_max", "upstream.idle_timeout", "quick_abort.max_time",
 		"upstream.retries", "log_level", "connect_ports", "tunnel_idle_timeout", "mitm.hosts", "mitm.leaf_cache"}
 	if len(lines) != len(keys) {
