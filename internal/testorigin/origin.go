@@ -63,6 +63,9 @@ type pathState struct {
 	lies       []int64 // LieContentRange shifts, one per 206
 	requests   []Request
 	bodyBytes  int64
+
+	// Lies (lies.go), each queue consumed in order.
+	notModified []string // NotModifiedWith ETags, one per GET
 }
 
 // Request is what the origin recorded of one request.

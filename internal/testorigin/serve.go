@@ -26,6 +26,8 @@ func (o *Origin) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeShort(w, r, http.StatusMethodNotAllowed, "testorigin: GET and HEAD only\n")
 		return
+	case o.lieNotModified(w, r, *res):
+		return
 	}
 	res.setHeaders(w.Header())
 	p := decide(r.Method, r.Header, res.representation())
