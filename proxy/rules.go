@@ -221,6 +221,31 @@ func (v validator) sameVersion(o validator) bool {
 	return v.dateOnly() && o.lastModified.Equal(v.lastModified) && o.etag == ""
 }
 
+// selectedBy reports whether a 304 carrying validators n selects the
+// stored response with validators v for update (RFC 9111 §4.3.4): every
+// validator the 304 carries must be the stored one's, an ETag by strong
+// comparison when it is strong and by weak comparison when it is weak, a
+// Last-Modified by equality. A 304 that carries none contradicts nothing:
+// it answers our conditions, which named only the stored validators
+// (§4.3.4 would select only a stored response without validators, but
+// servers that omit them on 304s are common, and refetching every body
+// from them would cost what revalidation is for).
+func (v validator) selectedBy(n validator) bool {
+	switch {
+	case n.etag != "" && !n.weak && v.strongETag() != n.etag:
+		return false
+	case n.etag != "" && n.weak && !weakMatch(v.etag, n.etag):
+		return false
+	}
+	return n.lastModified.IsZero() || n.lastModified.Equal(v.lastModified)
+}
+
+// weakMatch is the weak comparison of entity tags (RFC 9110 §8.8.3.2):
+// the opaque tags are equal, whether or not either is weak.
+func weakMatch(a, b string) bool {
+	return a != "" && b != "" && strings.TrimPrefix(a, "W/") == strings.TrimPrefix(b, "W/")
+}
+
 // ifRange returns the If-Range value that asks for more of this version, ""
 // when it has no strong validator (RFC 9110 §13.1.5: never a weak tag).
 func (v validator) ifRange() string {

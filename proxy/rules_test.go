@@ -496,6 +496,45 @@ func TestSameVersion(t *testing.T) {
 	}
 }
 
+// TestSelectedBy: a 304 updates the stored response only when the
+// validators it carries are the stored ones (RFC 9111 §4.3.4).
+// Regression: a 304 with another ETag overwrote the stored validator.
+func TestSelectedBy(t *testing.T) {
+	later := ruleT0.Add(time.Hour)
+	for _, c := range []struct {
+		name   string
+		stored validator
+		n      validator // the 304's
+		want   bool
+	}{
+		{"same strong etag", vStrong, validator{etag: `"v1"`, date: later}, true},
+		{"same strong etag and date", vStrong, validator{etag: `"v1"`, lastModified: ruleLM, date: later}, true},
+		{"other strong etag", vStrong, validator{etag: `"v2"`, date: later}, false},
+		{"other strong etag, same date", vStrong, validator{etag: `"v2"`, lastModified: ruleLM, date: later}, false},
+		{"same etag, other date", vStrong, validator{etag: `"v1"`, lastModified: ruleLM.Add(time.Second), date: later}, false},
+		// A strong tag selects only a stored response with the same strong tag.
+		{"strong tag for a weak one", vWeak, validator{etag: `"v1"`, date: later}, false},
+		{"strong tag, none stored", vDate, validator{etag: `"v1"`, date: later}, false},
+		// Weak tags select by weak comparison.
+		{"weak tag, same weak", vWeak, validator{etag: `W/"v1"`, weak: true}, true},
+		{"weak tag for a strong one", vStrongOnly, validator{etag: `W/"v1"`, weak: true}, true},
+		{"other weak tag", vWeak, validator{etag: `W/"v2"`, weak: true}, false},
+		{"weak tag, none stored", vDate, validator{etag: `W/"v1"`, weak: true}, false},
+		// Last-Modified must be the stored one.
+		{"same date", vDate, validator{lastModified: ruleLM, date: later}, true},
+		{"same date, other zone", vDate, validator{lastModified: ruleLM.In(time.FixedZone("X", 3600))}, true},
+		{"other date", vDate, validator{lastModified: ruleLM.Add(time.Hour), date: later}, false},
+		{"date, none stored", vStrongOnly, validator{lastModified: ruleLM, date: later}, false},
+		// No validator contradicts nothing.
+		{"no validators", vStrong, validator{date: later}, true},
+		{"no validators, none stored", vNone, vNone, true},
+	} {
+		if got := c.stored.selectedBy(c.n); got != c.want {
+			t.Errorf("%s: %s.selectedBy(%s) = %v, want %v", c.name, showValidator(c.stored), showValidator(c.n), got, c.want)
+		}
+	}
+}
+
 func TestValidatorIfRange(t *testing.T) {
 	cet := time.FixedZone("CET", 3600)
 	for _, c := range []struct {

@@ -264,6 +264,14 @@ func (p *Proxy) revalidate(req *http.Request, e *cache.Entry) *http.Response {
 	case http.StatusNotModified:
 		resp.Body.Close()
 		cancel()
+		if !v.selectedBy(validatorOf(resp.Header)) {
+			// RFC 9111 §4.3.4: a 304 naming another version selects no
+			// stored response, so nothing is updated, and ours may not be
+			// served on its word: fetch the current one in full.
+			p.log.Warn("upstream 304 names another version; fetching it in full", "url", src.url.Redacted(), "etag", resp.Header.Get("ETag"), "stored", v.etag)
+			p.leave(e)
+			return p.fetchNew(req, cacheKey(req.URL))
+		}
 		p.refreshHeaders(e, resp.Header, reqTime)
 		return p.fromEntry(req, e, xHit)
 	case http.StatusOK:
