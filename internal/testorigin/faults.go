@@ -7,8 +7,9 @@ package testorigin
 //   - body faults (DropAt, DropAfter, StallAt, ChangeVersionAt) share one
 //     queue and match GET responses that carry content (200 and 206);
 //   - lies (LieContentRange) match 206 responses;
-//   - NotModifiedWith matches GET requests for an existing resource
-//     (lies.go).
+//   - NotModifiedWith matches GET requests for an existing resource, and
+//     PartialAs200 and EncodeRanges share a queue that matches 206
+//     responses (lies.go).
 //
 // So a single 206 response may consume one body fault and one lie.
 

@@ -45,3 +45,55 @@ func (o *Origin) lieNotModified(w http.ResponseWriter, r *http.Request, res Reso
 	w.WriteHeader(http.StatusNotModified)
 	return true
 }
+
+// partialLie is one queued lie about a 206 response.
+type partialLie struct {
+	as200    bool   // PartialAs200
+	encoding string // EncodeRanges: the Content-Encoding to send
+}
+
+// PartialAs200 makes the next 206 response for path go out with status 200
+// OK, keeping its Content-Range and its partial body: a server that answers
+// a Range with the bytes asked for but the status of the whole file. A
+// cache that believes the status stores the part as the complete file.
+func (o *Origin) PartialAs200(path string) {
+	o.queuePartialLie(path, partialLie{as200: true})
+}
+
+// EncodeRanges makes the next 206 response for path carry
+// Content-Encoding: coding and, in place of its content, as many bytes of
+// other content (those of version -1-v of the deterministic stream; see
+// Byte), standing for the encoded form: a server that answers a range
+// with another encoding than the whole file had. Validators stay those of
+// the resource. A cache that splices it mixes two representations.
+func (o *Origin) EncodeRanges(path, coding string) {
+	o.queuePartialLie(path, partialLie{encoding: coding})
+}
+
+func (o *Origin) queuePartialLie(path string, l partialLie) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.pathLocked(path)
+	p.partialLies = append(p.partialLies, l)
+}
+
+// liePartial applies the next queued partial lie for path, if any, to a 206
+// about to go out with header h and content res. It returns the status to
+// send and the resource whose content to send.
+func (o *Origin) liePartial(path string, h http.Header, res Resource) (int, Resource) {
+	o.mu.Lock()
+	p := o.pathLocked(path)
+	var l partialLie
+	if len(p.partialLies) > 0 {
+		l, p.partialLies = p.partialLies[0], p.partialLies[1:]
+	}
+	o.mu.Unlock()
+	if l.encoding != "" {
+		h.Set("Content-Encoding", l.encoding)
+		res.Data, res.Version = nil, -1-res.Version
+	}
+	if l.as200 {
+		return http.StatusOK, res
+	}
+	return http.StatusPartialContent, res
+}

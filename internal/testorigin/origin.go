@@ -65,7 +65,8 @@ type pathState struct {
 	bodyBytes  int64
 
 	// Lies (lies.go), each queue consumed in order.
-	notModified []string // NotModifiedWith ETags, one per GET
+	notModified []string     // NotModifiedWith ETags, one per GET
+	partialLies []partialLie // one per 206
 }
 
 // Request is what the origin recorded of one request.

@@ -76,6 +76,7 @@ func (o *Origin) serveContent(w http.ResponseWriter, r *http.Request, res Resour
 	}
 	if p.status == http.StatusPartialContent {
 		h.Set("Content-Range", p.rng.contentRange(res.Size, shift))
+		p.status, res = o.liePartial(r.URL.Path, h, res)
 	}
 	w.WriteHeader(p.status)
 	rc := http.NewResponseController(w)
