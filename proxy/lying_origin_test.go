@@ -38,3 +38,25 @@ func TestNotModifiedWithOtherETag(t *testing.T) {
 		wantXCache(t, "revalidated", r, xHit)
 	})
 }
+
+// TestPartialAs200NotStored: a 200 carrying Content-Range, answering the
+// Range the proxy forwarded for a client, used to be stored as the
+// complete file: a 2 MiB file was then served forever as a clean 1000-byte
+// one. RFC 9110 §14.4: Content-Range means nothing in a 200, so what the
+// body holds is unknown; it is relayed, never stored.
+func TestPartialAs200NotStored(t *testing.T) {
+	schemes(t, func(t *testing.T, s scheme) {
+		h := newSchemeHarness(t, s)
+		const size = 2 * mib
+		u := h.set("/f", testorigin.Resource{Size: size, CacheControl: "max-age=60"})
+		h.origin.PartialAs200("/f")
+		r := h.get(u, "Range: bytes=0-999")
+		if r.err != nil || r.n != 1000 || r.sum != sumOf(0, 0, 1000) {
+			t.Fatalf("ranged client: %d bytes (error %v), want the 1000 bytes the origin sent", r.n, r.err)
+		}
+		r = h.get(u)
+		wantBody(t, "next client", r, 200, 0, 0, size)
+		wantXCache(t, "next client", r, xMiss)
+		wantBody(t, "then", h.get(u), 200, 0, 0, size)
+	})
+}

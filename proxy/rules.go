@@ -89,6 +89,13 @@ func storable(req *http.Request, resp *http.Response) bool {
 	if resp.Header.Get("Content-Encoding") != "" && resp.StatusCode == http.StatusPartialContent {
 		return false // ranges of an encoded body: keep it simple, never splice those
 	}
+	if _, ok := resp.Header["Content-Range"]; ok && resp.StatusCode == http.StatusOK {
+		// RFC 9110 §14.4: Content-Range means something in 206 and 416
+		// only. In a 200 (a server answering our forwarded Range with
+		// the bytes asked for but the status of the whole file) nobody
+		// knows what the body holds: never store it as the complete file.
+		return false
+	}
 	_, hasLifetime := freshnessLifetime(resp.Header)
 	return hasLifetime || validatorOf(resp.Header).canRevalidate()
 }

@@ -194,6 +194,14 @@ func TestStorable(t *testing.T) {
 		{"206 content-encoding", 206, nil, []string{fresh, "Content-Encoding: gzip"}, false},
 		{"200 content-encoding", 200, nil, []string{fresh, "Content-Encoding: gzip"}, true},
 
+		// Regression: a 200 with Content-Range answering a forwarded Range
+		// was stored as the complete file. RFC 9110 §14.4: Content-Range
+		// means something in 206 and 416 only.
+		{"200 content-range", 200, nil, []string{fresh, "Content-Range: bytes 0-999/2097152"}, false},
+		{"200 content-range, whole", 200, nil, []string{fresh, "Content-Range: bytes 0-999/1000"}, false},
+		{"200 content-range, malformed", 200, nil, []string{fresh, "Content-Range: junk"}, false},
+		{"206 content-range", 206, nil, []string{fresh, "Content-Range: bytes 0-999/2097152"}, true},
+
 		// Something to decide freshness or to revalidate with.
 		{"nothing", 200, nil, nil, false},
 		{"content-type only", 200, nil, []string{"Content-Type: text/plain", "Date: " + httpDate(ruleT0)}, false},
