@@ -60,3 +60,44 @@ func TestPartialAs200NotStored(t *testing.T) {
 		wantBody(t, "then", h.get(u), 200, 0, 0, size)
 	})
 }
+
+// TestRangeWithOtherEncoding: a 206 with another Content-Encoding than the
+// stored version used to be spliced (identity bytes, then encoded ones) and
+// its encoding stored over the entry's. Bytes of two encodings are two
+// representations (RFC 9110 §8.4): such a 206 is a changed resource, never
+// spliced, whether it answers a refill (the client gets the whole file
+// anew) or continues a response under way (the client is cut).
+func TestRangeWithOtherEncoding(t *testing.T) {
+	schemes(t, func(t *testing.T, s scheme) {
+		const size = 4 * mib
+		t.Run("refill", func(t *testing.T) {
+			h := newSchemeHarness(t, s)
+			u := h.set("/f", testorigin.Resource{Size: size})
+			h.abandon(u, "/f", mib/2, mib)
+			h.origin.EncodeRanges("/f", "gzip")
+			r := h.get(u)
+			wantBody(t, "after a gzip 206", r, 200, 0, 0, size)
+			if ce := r.header.Get("Content-Encoding"); ce != "" {
+				t.Errorf("Content-Encoding = %q, want none", ce)
+			}
+			r = h.get(u)
+			wantBody(t, "then", r, 200, 0, 0, size)
+			wantXCache(t, "then", r, xHit)
+		})
+		t.Run("continuation", func(t *testing.T) {
+			h := newSchemeHarness(t, s)
+			u := h.set("/f", testorigin.Resource{Size: size})
+			h.origin.DropAt("/f", 2*mib)
+			h.origin.EncodeRanges("/f", "gzip")
+			r := h.get(u)
+			if r.err == nil || r.n > 2*mib || r.sum == sumOf(0, 0, size) {
+				t.Fatalf("client got %d bytes (error %v) across a change of encoding, want at most the %d identity bytes and a cut", r.n, r.err, 2*mib)
+			}
+			r = h.get(u)
+			wantBody(t, "next client", r, 200, 0, 0, size)
+			if ce := r.header.Get("Content-Encoding"); ce != "" {
+				t.Errorf("next client: Content-Encoding = %q, want none", ce)
+			}
+		})
+	})
+}

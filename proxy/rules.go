@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -167,10 +168,14 @@ type validator struct {
 	weak         bool      // etag is W/
 	lastModified time.Time // zero when none
 	date         time.Time // Date of the response that carried them
+	// encoding and ctype are Content-Encoding and Content-Type as sent
+	// ("" when absent): representation metadata (RFC 9110 §8.3, §8.4),
+	// which the bytes of a range are bytes of.
+	encoding, ctype string
 }
 
 func validatorOf(h http.Header) validator {
-	v := validator{etag: strings.TrimSpace(h.Get("ETag"))}
+	v := validator{etag: strings.TrimSpace(h.Get("ETag")), encoding: h.Get("Content-Encoding"), ctype: h.Get("Content-Type")}
 	v.weak = strings.HasPrefix(v.etag, "W/")
 	if !validETag(v.etag) {
 		v.etag, v.weak = "", false
@@ -220,12 +225,61 @@ func (v validator) dateOnly() bool { return v.etag == "" && v.strongDate() }
 func (v validator) resumable() bool { return v.strongETag() != "" || v.dateOnly() }
 
 // sameVersion reports whether a response's validators identify the same
-// version as v, by strong comparison (RFC 9110 §8.8.3.2).
+// version as v, by strong comparison (RFC 9110 §8.8.3.2), and its
+// representation metadata does not say otherwise (sameMetadata).
 func (v validator) sameVersion(o validator) bool {
+	if !v.sameMetadata(o) {
+		return false
+	}
 	if e := v.strongETag(); e != "" {
 		return o.strongETag() == e
 	}
 	return v.dateOnly() && o.lastModified.Equal(v.lastModified) && o.etag == ""
+}
+
+// sameMetadata reports whether a response o states no other content
+// coding or media type than v: bytes of two encodings or two types are two
+// representations (RFC 9110 §8.3, §8.4) whatever their validators say, and
+// splicing them mixes the two. A field o omits does not differ: a 206
+// answering If-Range need not repeat them (RFC 9110 §15.3.7). A stored
+// response without Content-Type has none to compare.
+func (v validator) sameMetadata(o validator) bool {
+	if o.encoding != "" && codings(o.encoding) != codings(v.encoding) {
+		return false
+	}
+	return o.ctype == "" || v.ctype == "" || sameMediaType(v.ctype, o.ctype)
+}
+
+// codings normalizes a Content-Encoding list (RFC 9110 §8.4: codings are
+// case-insensitive; "identity" is no coding at all).
+func codings(field string) string {
+	var out []string
+	for _, c := range strings.Split(field, ",") {
+		if c = strings.ToLower(strings.TrimSpace(c)); c != "" && c != "identity" {
+			out = append(out, c)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// sameMediaType compares two Content-Type values (RFC 9110 §8.3.1: type,
+// subtype and parameter names are case-insensitive; so, in practice, is a
+// charset). Values that do not parse are equal only when identical.
+func sameMediaType(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ta, pa, errA := mime.ParseMediaType(a)
+	tb, pb, errB := mime.ParseMediaType(b)
+	if errA != nil || errB != nil || ta != tb || len(pa) != len(pb) {
+		return false
+	}
+	for k, va := range pa {
+		if vb, ok := pb[k]; !ok || !strings.EqualFold(va, vb) {
+			return false
+		}
+	}
+	return true
 }
 
 // selectedBy reports whether a 304 carrying validators n selects the

@@ -497,6 +497,11 @@ func TestSameVersion(t *testing.T) {
 		{"strong date, no last-modified", vDate, validator{date: later}, false},
 		{"weak date, same", vDateWeak, vDateWeak, false},
 		{"none", vNone, vNone, false},
+		// Regression: a 206 with another Content-Encoding was spliced.
+		{"same etag, other encoding", vStrong, validator{etag: `"v1"`, encoding: "gzip"}, false},
+		{"same date, other encoding", vDate, validator{lastModified: ruleLM, encoding: "br"}, false},
+		{"same etag, other type", validator{etag: `"v1"`, ctype: "text/plain"}, validator{etag: `"v1"`, ctype: "text/html"}, false},
+		{"same etag and encoding", validator{etag: `"v1"`, encoding: "gzip"}, validator{etag: `"v1"`, encoding: "gzip"}, true},
 	} {
 		if got := c.v.sameVersion(c.o); got != c.want {
 			t.Errorf("%s: %s.sameVersion(%s) = %v, want %v", c.name, showValidator(c.v), showValidator(c.o), got, c.want)
@@ -539,6 +544,43 @@ func TestSelectedBy(t *testing.T) {
 	} {
 		if got := c.stored.selectedBy(c.n); got != c.want {
 			t.Errorf("%s: %s.selectedBy(%s) = %v, want %v", c.name, showValidator(c.stored), showValidator(c.n), got, c.want)
+		}
+	}
+}
+
+// TestSameMetadata: a response stating another content coding or media
+// type than the stored one is another representation (RFC 9110 §8.3,
+// §8.4); one that omits them says nothing (RFC 9110 §15.3.7).
+func TestSameMetadata(t *testing.T) {
+	for _, c := range []struct {
+		name             string
+		stored, response validator
+		want             bool
+	}{
+		{"both none", validator{}, validator{}, true},
+		{"encoding omitted", validator{encoding: "gzip"}, validator{}, true},
+		{"same encoding", validator{encoding: "gzip"}, validator{encoding: "gzip"}, true},
+		{"encoding case", validator{encoding: "gzip"}, validator{encoding: "GZip"}, true},
+		{"identity is none", validator{}, validator{encoding: "identity"}, true},
+		{"identity in a list", validator{encoding: "gzip"}, validator{encoding: "identity, gzip"}, true},
+		{"list spacing", validator{encoding: "gzip,br"}, validator{encoding: " gzip , br"}, true},
+		{"encoding added", validator{}, validator{encoding: "gzip"}, false},
+		{"other encoding", validator{encoding: "gzip"}, validator{encoding: "br"}, false},
+		{"encoding order", validator{encoding: "gzip, br"}, validator{encoding: "br, gzip"}, false},
+		{"encoding dropped to identity", validator{encoding: "gzip"}, validator{encoding: "identity"}, false},
+		{"type omitted", validator{ctype: "text/plain"}, validator{}, true},
+		{"no stored type", validator{}, validator{ctype: "text/plain"}, true},
+		{"same type", validator{ctype: "text/plain; charset=utf-8"}, validator{ctype: "text/plain; charset=utf-8"}, true},
+		{"type case and spacing", validator{ctype: "text/plain; charset=utf-8"}, validator{ctype: "Text/Plain;Charset=UTF-8"}, true},
+		{"other type", validator{ctype: "application/zip"}, validator{ctype: "text/html"}, false},
+		{"other charset", validator{ctype: "text/plain; charset=utf-8"}, validator{ctype: "text/plain; charset=latin1"}, false},
+		{"parameter added", validator{ctype: "text/plain"}, validator{ctype: "text/plain; charset=utf-8"}, false},
+		{"unparsable, identical", validator{ctype: "junk;;"}, validator{ctype: "junk;;"}, true},
+		{"unparsable, different", validator{ctype: "junk;;"}, validator{ctype: "junk; ;"}, false},
+	} {
+		if got := c.stored.sameMetadata(c.response); got != c.want {
+			t.Errorf("%s: validator{encoding %q type %q}.sameMetadata(encoding %q type %q) = %v, want %v",
+				c.name, c.stored.encoding, c.stored.ctype, c.response.encoding, c.response.ctype, got, c.want)
 		}
 	}
 }
