@@ -1,7 +1,11 @@
 package proxy
 
 import (
+	"net/http"
+	"strconv"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/resumeproxy/resumeproxy/internal/testorigin"
 )
@@ -99,5 +103,40 @@ func TestRangeWithOtherEncoding(t *testing.T) {
 				t.Errorf("next client: Content-Encoding = %q, want none", ce)
 			}
 		})
+	})
+}
+
+// movableClock makes h's proxy read the time from a clock the test moves
+// forward with the returned function. Call it before the first request.
+func (h *harness) movableClock() (advance func(time.Duration)) {
+	var offset atomic.Int64
+	h.proxy.now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	return func(d time.Duration) { offset.Add(int64(d)) }
+}
+
+// TestUpstreamAgeCounts: the Age an upstream cache sent used to be
+// dropped, so a response that arrived 3595 s into a 3600 s lifetime was
+// served as fresh for another hour. RFC 9111 §4.2.3: its age counts from
+// 3595 s; 6 s later it is stale and is revalidated, and hits say their
+// age.
+func TestUpstreamAgeCounts(t *testing.T) {
+	schemes(t, func(t *testing.T, s scheme) {
+		h := newSchemeHarness(t, s)
+		advance := h.movableClock()
+		u := h.set("/f", testorigin.Resource{Size: 1000, CacheControl: "max-age=3600", Header: http.Header{"Age": {"3595"}}})
+		wantBody(t, "first", h.get(u), 200, 0, 0, 1000)
+		r := h.get(u)
+		wantXCache(t, "second", r, xHit)
+		if age, err := strconv.Atoi(r.header.Get("Age")); err != nil || age < 3595 || age >= 3600 {
+			t.Errorf("hit: Age = %q, want 3595 to 3599", r.header.Get("Age"))
+		}
+		advance(6 * time.Second)
+		h.origin.ResetCounts()
+		r = h.get(u)
+		wantBody(t, "6 s later", r, 200, 0, 0, 1000)
+		reqs := h.origin.Requests("/f")
+		if len(reqs) != 1 || reqs[0].Header.Get("If-None-Match") == "" {
+			t.Fatalf("6 s later the origin saw %d requests, want one revalidation", len(reqs))
+		}
 	})
 }

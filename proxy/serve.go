@@ -61,7 +61,7 @@ func (p *Proxy) serveOnce(req *http.Request, key string) *http.Response {
 	switch {
 	case missing:
 		return p.refill(req, e, need, gap)
-	case fresh(req, m.Header, m.RequestTime, m.ResponseTime, p.now()):
+	case fresh(req, m.Header, currentAge(m.InitialAge, m.ResponseTime, p.now())):
 		return p.fromEntry(req, e, xHit)
 	default:
 		return p.revalidate(req, e)
@@ -340,10 +340,11 @@ func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime
 		return p.relay(req, resp, cancel), false
 	}
 	stored := storedHeader(resp.Header)
+	now := p.now()
 	if stored.Get("Date") == "" {
 		// RFC 9110 §6.6.1: a cache records when it received a response
 		// without Date; freshness and age are computed from it.
-		stored.Set("Date", p.now().UTC().Format(http.TimeFormat))
+		stored.Set("Date", now.UTC().Format(http.TimeFormat))
 	}
 	m := cache.Meta{
 		Status:        http.StatusOK,
@@ -351,7 +352,8 @@ func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime
 		RequestHeader: selectingHeader(req.Header, resp.Header),
 		Size:          size,
 		RequestTime:   reqTime,
-		ResponseTime:  p.now(),
+		ResponseTime:  now,
+		InitialAge:    initialAge(resp.Header, reqTime, now),
 	}
 	e, f, err := p.store.CreateFill(key, m, body)
 	if err != nil {
@@ -426,8 +428,11 @@ func (p *Proxy) fromEntry(req *http.Request, e *cache.Entry, xc string) *http.Re
 	}
 	h.Set("X-Cache", xc)
 	addVia(h, p.opts.Name)
-	if xc == xHit {
-		h.Set("Age", ageSeconds(currentAge(m.Header, m.RequestTime, m.ResponseTime, p.now())))
+	if age := currentAge(m.InitialAge, m.ResponseTime, p.now()); xc == xHit || age >= time.Second {
+		// RFC 9111 §4: a response served from the cache carries its
+		// current age; so does one an upstream cache had aged, so that
+		// caches downstream do not count its lifetime from zero.
+		h.Set("Age", ageSeconds(age))
 	}
 	if status := checkPreconditions(req, v); status != 0 {
 		p.leave(e)
@@ -493,6 +498,7 @@ func (p *Proxy) refreshHeaders(e *cache.Entry, fresh http.Header, reqTime time.T
 			m.Header[k] = vs
 		}
 		m.RequestTime, m.ResponseTime = reqTime, now
+		m.InitialAge = initialAge(fresh, reqTime, now)
 	})
 	if err != nil {
 		p.log.Error("cannot refresh stored headers", "key", e.Key(), "err", err)
