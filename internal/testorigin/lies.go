@@ -97,3 +97,40 @@ func (o *Origin) liePartial(path string, h http.Header, res Resource) (int, Reso
 	}
 	return http.StatusPartialContent, res
 }
+
+// ReplaceContent makes the resource at path serve the content of version v
+// under the validators it sends now: a file rewritten within the second
+// its Last-Modified names, which the date cannot tell apart (RFC 9110
+// §8.8.2.2 lets a client assume that does not happen), or a server that
+// keeps its ETag across a change. SetVersion and ChangeVersionAt, which
+// change the validators too, end it. With Data the content does not depend
+// on the version: use the deterministic content.
+func (o *Origin) ReplaceContent(path string, v int) {
+	o.tb.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.pathLocked(path)
+	if p.res == nil {
+		o.tb.Fatalf("testorigin: ReplaceContent(%q): no resource at that path", path)
+	}
+	p.res.replaceContent(v) // responses under way hold their own copy
+}
+
+// ReplaceContentAt makes the next content response for path, on reaching
+// the absolute offset, replace the content with that of the next version,
+// keeping the validators (as ReplaceContent), and close the connection: a
+// file rewritten mid-download within the second its date names. Responses
+// that start afterwards serve the new content under the old validators.
+func (o *Origin) ReplaceContentAt(path string, offset int64) {
+	o.queueBodyFault(path, bodyFault{action: actReplace, at: offset})
+}
+
+// replaceContent moves the content at path, if any, to the next version,
+// keeping the validators.
+func (o *Origin) replaceContent(path string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if p := o.pathLocked(path); p.res != nil {
+		p.res.replaceContent(p.res.Version + 1)
+	}
+}

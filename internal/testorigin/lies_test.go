@@ -60,3 +60,37 @@ func TestEncodeRanges(t *testing.T) {
 		t.Errorf("next ranged GET: Content-Encoding %q, body true = %v; want none, true", resp.Header.Get("Content-Encoding"), bytes.Equal(body, bytesOf(4, 100, 1000)))
 	}
 }
+
+func TestReplaceContent(t *testing.T) {
+	o, c := newOrigin(t, Resource{Version: 1, Validators: LastModifiedOnly}), client(t)
+	before, _ := o.Resource("/f")
+	lm := before.LastModified().Format(http.TimeFormat)
+	o.ReplaceContent("/f", 2)
+	resp, body := get(t, c, o.URL+"/f", "Range", "bytes=100-199", "If-Range", lm)
+	if resp.StatusCode != http.StatusPartialContent || resp.Header.Get("Last-Modified") != lm || !bytes.Equal(body, bytesOf(2, 100, 100)) {
+		t.Errorf("after ReplaceContent: %d, Last-Modified %s, new bytes %v; want 206, %s, the bytes of version 2",
+			resp.StatusCode, resp.Header.Get("Last-Modified"), bytes.Equal(body, bytesOf(2, 100, 100)), lm)
+	}
+	if r, _ := o.Resource("/f"); r.Version != 2 || !r.LastModified().Equal(before.LastModified()) || r.ETag() != "" {
+		t.Errorf("Resource: version %d, Last-Modified %v; want 2, %v", r.Version, r.LastModified(), before.LastModified())
+	}
+	o.SetVersion("/f", 3)
+	if resp, body := get(t, c, o.URL+"/f"); resp.Header.Get("Last-Modified") == lm || !bytes.Equal(body, bytesOf(3, 0, testSize)) {
+		t.Errorf("SetVersion after ReplaceContent: Last-Modified %s, want version 3's", resp.Header.Get("Last-Modified"))
+	}
+}
+
+func TestReplaceContentAt(t *testing.T) {
+	o, c := newOrigin(t, Resource{Version: 1}), client(t)
+	o.ReplaceContentAt("/f", 100_000)
+	resp, body, err := fetch(t, c, http.MethodGet, o.URL+"/f")
+	if err == nil || resp.Header.Get("ETag") != `"v1-300000"` || !bytes.Equal(body, bytesOf(1, 0, 100_000)) {
+		t.Fatalf("first response: ETag %s, %d bytes, error %v; want v1, 100000 bytes of v1, an error",
+			resp.Header.Get("ETag"), len(body), err)
+	}
+	// Same ETag, new content: If-Range still matches.
+	resp, body = get(t, c, o.URL+"/f", "Range", "bytes=100000-", "If-Range", `"v1-300000"`)
+	if resp.StatusCode != http.StatusPartialContent || resp.Header.Get("ETag") != `"v1-300000"` || !bytes.Equal(body, bytesOf(2, 100_000, testSize-100_000)) {
+		t.Errorf("resume: %d, ETag %s, %d bytes; want 206, v1, the rest of version 2's content", resp.StatusCode, resp.Header.Get("ETag"), len(body))
+	}
+}

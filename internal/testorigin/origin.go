@@ -161,7 +161,7 @@ func (o *Origin) SetVersion(path string, v int) {
 	if p.res == nil {
 		o.tb.Fatalf("testorigin: SetVersion(%q): no resource at that path", path)
 	}
-	p.res.Version = v // responses under way hold their own copy
+	p.res.setVersion(v) // responses under way hold their own copy
 }
 
 // Resource returns the resource now served at path, and whether there is one.
@@ -284,7 +284,7 @@ func (o *Origin) bumpVersion(path string) {
 	defer o.mu.Unlock()
 	p := o.pathLocked(path)
 	if p.res != nil {
-		p.res.Version++ // responses under way hold their own copy
+		p.res.setVersion(p.res.Version + 1) // responses under way hold their own copy
 	}
 }
 

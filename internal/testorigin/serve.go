@@ -132,6 +132,8 @@ func (o *Origin) act(rc *http.ResponseController, r *http.Request, action cutAct
 		// Change first, so that the client's retry, which can only start
 		// after the cut, already finds the new version.
 		o.bumpVersion(r.URL.Path)
+	case actReplace:
+		o.replaceContent(r.URL.Path)
 	}
 	drop(rc)
 }
