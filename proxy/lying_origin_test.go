@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/resumeproxy/resumeproxy/internal/testorigin"
+	"github.com/resumeproxy/resumeproxy/rangeutil"
 )
 
 // Regression tests for origins that contradict themselves (issue 9): each
@@ -139,4 +140,68 @@ func TestUpstreamAgeCounts(t *testing.T) {
 			t.Fatalf("6 s later the origin saw %d requests, want one revalidation", len(reqs))
 		}
 	})
+}
+
+// TestDateOnlyResumeNeverMixes: a resume validated only by Last-Modified
+// used to splice two versions of a file whose content changed within the
+// second its date names (If-Range and If-Unmodified-Since both still
+// match). Such resumes now fetch again up to 64 KiB of stored bytes and
+// compare them first: the client gets the new version whole (refill), or
+// is cut (continuation), never a mix.
+func TestDateOnlyResumeNeverMixes(t *testing.T) {
+	schemes(t, func(t *testing.T, s scheme) {
+		const size = 8 * mib
+		res := testorigin.Resource{Size: size, Validators: testorigin.LastModifiedOnly}
+		t.Run("refill", func(t *testing.T) {
+			h := newSchemeHarness(t, s)
+			u := h.set("/f", res)
+			h.abandon(u, "/f", 3*mib, 4*mib)
+			h.origin.ReplaceContent("/f", 1)
+			wantBody(t, "after the change", h.get(u), 200, 1, 0, size)
+			wantBody(t, "then", h.get(u), 200, 1, 0, size)
+		})
+		t.Run("continuation", func(t *testing.T) {
+			h := newSchemeHarness(t, s)
+			u := h.set("/f", res)
+			h.origin.ReplaceContentAt("/f", 5*mib)
+			r := h.get(u)
+			if r.err == nil || r.n > 5*mib {
+				t.Fatalf("client got %d bytes (error %v) across a change of content, want at most the %d bytes of version 0 and a cut", r.n, r.err, 5*mib)
+			}
+			wantBody(t, "next client", h.get(u), 200, 1, 0, size)
+		})
+	})
+}
+
+// TestDateOnlyResumeOverlap: a resume validated only by Last-Modified asks
+// for up to 64 KiB of the bytes before the gap again, no more, and no more
+// than are stored; one under a strong ETag asks for the gap alone.
+func TestDateOnlyResumeOverlap(t *testing.T) {
+	const size = 8 * mib
+	for _, c := range []struct {
+		name      string
+		val       testorigin.Validators
+		stop      int64 // the entry holds [0, stop)
+		wantStart int64 // the refill's Range starts here
+	}{
+		{"last-modified", testorigin.LastModifiedOnly, 4 * mib, 4*mib - maxOverlap},
+		{"last-modified, little stored", testorigin.LastModifiedOnly, 40_000, 0},
+		{"strong etag", testorigin.StrongETag, 4 * mib, 4 * mib},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t)
+			u := h.set("/f", testorigin.Resource{Size: size, Validators: c.val})
+			h.abandon(u, "/f", c.stop, c.stop) // the client reads all: the fill reached the stall
+			h.origin.ResetCounts()
+			wantBody(t, "resumed", h.get(u), 200, 0, 0, size)
+			reqs := h.origin.Requests("/f")
+			want := rangeutil.HeaderFor(rangeutil.Range{Start: c.wantStart, End: size})
+			if len(reqs) != 1 || reqs[0].Header.Get("Range") != want {
+				t.Fatalf("origin saw %d requests, first Range %q; want one, Range %q", len(reqs), reqs[0].Header.Get("Range"), want)
+			}
+			if sent := h.origin.PathBodyBytes("/f"); sent != size-c.wantStart {
+				t.Errorf("origin sent %d body bytes, want %d", sent, size-c.wantStart)
+			}
+		})
+	}
 }

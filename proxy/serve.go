@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -154,7 +155,8 @@ func (p *Proxy) refill(req *http.Request, e *cache.Entry, need, gap rangeutil.Ra
 	src := p.sourceFor(req, m)
 	h := src.header.Clone()
 	want := rangeutil.Range{Start: f.Start(), End: f.End()}
-	h.Set("Range", rangeutil.HeaderFor(want))
+	ask := rangeutil.Range{Start: overlapStart(v, m.Ranges, want.Start), End: want.End}
+	h.Set("Range", rangeutil.HeaderFor(ask))
 	h.Set("If-Range", v.ifRange())
 	ctx, cancel := context.WithCancel(context.Background())
 	stop := newFillStop(cancel)
@@ -168,18 +170,21 @@ func (p *Proxy) refill(req *http.Request, e *cache.Entry, need, gap rangeutil.Ra
 	}
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
-		if err := checkPartial(resp, want, m.Size, v); err != nil {
-			p.log.Warn("refusing to splice upstream 206", "url", src.url.String(), "err", err)
+		if err := checkResumed(resp, ask, want.Start, m.Size, v, e); err != nil {
 			resp.Body.Close()
 			f.Finish(err)
 			cancel()
+			if !errors.Is(err, errChanged) && !errors.Is(err, errBadRange) {
+				p.leave(e) // the overlap could not be read: keep the entry
+				return upstreamErrorResponse(req, err)
+			}
+			p.log.Warn("refusing to splice upstream 206", "url", src.url.String(), "err", err)
 			e.Drop()
 			p.leave(e)
 			return p.fetchNew(req, cacheKey(req.URL))
 		}
 		p.refreshHeaders(e, resp.Header, reqTime)
 		f.Validated()
-		setStart(resp.Body, want.Start)
 		p.startFill(ctx, stop, f, e, resp.Body, src)
 		return p.fromEntry(req, e, xc)
 	case http.StatusOK:
