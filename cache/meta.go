@@ -43,6 +43,11 @@ type Meta struct {
 	// (RFC 9111 §4.2.3).
 	RequestTime  time.Time `json:"request_time"`
 	ResponseTime time.Time `json:"response_time"`
+	// InitialAge is how old that response already was when it arrived
+	// (corrected_initial_age, RFC 9111 §4.2.3: from its Date and the Age
+	// an upstream cache sent); the current age adds the time since
+	// ResponseTime. Zero in records written before the field existed.
+	InitialAge time.Duration `json:"initial_age,omitempty"`
 	// Created is when this version was first stored.
 	Created time.Time `json:"created"`
 	// Accessed is when this version was last looked up (Store.Get) or

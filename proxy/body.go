@@ -232,7 +232,7 @@ func (b *entryBody) readDirect(buf []byte) (int, error) {
 	d := b.direct
 	for {
 		if d.body == nil {
-			body, err := b.p.resume(b.ctx, rangeutil.Range{Start: b.pos, End: b.end}, b.src)
+			body, err := b.p.resume(b.ctx, rangeutil.Range{Start: b.pos, End: b.end}, b.src, b.e)
 			if err != nil {
 				if errors.Is(err, errChanged) || !d.budget.wait(b.ctx) {
 					return 0, fmt.Errorf("proxy: uncached continuation at byte %d: %w", b.pos, err)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -46,6 +47,67 @@ func checkPartial(resp *http.Response, want rangeutil.Range, size int64, v valid
 		return fmt.Errorf("%w: got %q for %s", errBadRange, resp.Header.Get("Content-Range"), rangeutil.HeaderFor(want))
 	}
 	return nil
+}
+
+// maxOverlap is how many stored bytes a resume of a version identified
+// only by its Last-Modified date fetches again, to compare them with what
+// we have before splicing (beyond RFC 9110: see overlapStart).
+const maxOverlap = 64 << 10
+
+// overlapStart returns where a request for more of version v, whose next
+// missing byte is pos, starts. Under a strong ETag that is pos. Under a
+// Last-Modified date it is up to maxOverlap bytes earlier, within the
+// stored bytes that end at pos: a file rewritten within the second its
+// date names still matches If-Range and If-Unmodified-Since, and only its
+// bytes can tell (RFC 9110 §8.8.2.2 lets us call such a date strong, but
+// it cannot see changes within a second).
+func overlapStart(v validator, have rangeutil.Set, pos int64) int64 {
+	if !v.dateOnly() {
+		return pos
+	}
+	for _, r := range have.Ranges() {
+		if r.Start < pos && pos <= r.End {
+			return max(r.Start, pos-maxOverlap)
+		}
+	}
+	return pos
+}
+
+// stored is what a resume compares an overlap with: the entry's bytes.
+type stored interface {
+	Meta() cache.Meta
+	io.ReaderAt
+}
+
+// checkOverlap reads the bytes r from body, which starts at r.Start, and
+// compares them with the stored ones: errChanged when they differ (DESIGN
+// invariant 1). On success body is at r.End.
+func checkOverlap(body io.Reader, have io.ReaderAt, r rangeutil.Range) error {
+	if r.Empty() {
+		return nil
+	}
+	got, want := make([]byte, r.Len()), make([]byte, r.Len())
+	if _, err := io.ReadFull(body, got); err != nil {
+		return fmt.Errorf("proxy: read %d bytes of overlap: %w", r.Len(), err)
+	}
+	if _, err := have.ReadAt(want, r.Start); err != nil {
+		return fmt.Errorf("proxy: read stored overlap: %w", err)
+	}
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("%w: bytes %d-%d differ from the stored ones under the same validator", errChanged, r.Start, r.End-1)
+	}
+	return nil
+}
+
+// checkResumed checks a 206 answering a request for ask of version v
+// (checkPartial), then the overlap of bytes we have before at
+// (checkOverlap). On success the body is at at.
+func checkResumed(resp *http.Response, ask rangeutil.Range, at, size int64, v validator, have io.ReaderAt) error {
+	if err := checkPartial(resp, ask, size, v); err != nil {
+		return err
+	}
+	setStart(resp.Body, ask.Start)
+	return checkOverlap(resp.Body, have, rangeutil.Range{Start: ask.Start, End: at})
 }
 
 // startFill copies body into f in its own goroutine, resuming upstream after
@@ -100,7 +162,7 @@ func (p *Proxy) drive(ctx context.Context, stop *fillStop, f *cache.Fill, e *cac
 	for {
 		if body == nil {
 			var err error
-			if body, err = p.resume(ctx, rangeutil.Range{Start: f.Pos(), End: f.End()}, src); err != nil {
+			if body, err = p.resume(ctx, rangeutil.Range{Start: f.Pos(), End: f.End()}, src, e); err != nil {
 				if errors.Is(err, errChanged) || ctx.Err() != nil {
 					return errors.Join(err, ctx.Err())
 				}
@@ -139,10 +201,13 @@ func (p *Proxy) drive(ctx context.Context, stop *fillStop, f *cache.Fill, e *cac
 // resume asks for bytes want of this version, with If-Match (the client
 // already has our headers): 206 with a matching Content-Range and
 // validator, or a 200 of the same version from a server that ignores Range
-// (we skip what we have). The body it returns starts at want.Start.
-func (p *Proxy) resume(ctx context.Context, want rangeutil.Range, src source) (io.ReadCloser, error) {
+// (we skip what we have). Under a date alone it asks from overlapStart and
+// compares the overlap with have first. The body it returns is at
+// want.Start.
+func (p *Proxy) resume(ctx context.Context, want rangeutil.Range, src source, have stored) (io.ReadCloser, error) {
+	ask := rangeutil.Range{Start: overlapStart(src.v, have.Meta().Ranges, want.Start), End: want.End}
 	h := src.header.Clone()
-	h.Set("Range", rangeutil.HeaderFor(want))
+	h.Set("Range", rangeutil.HeaderFor(ask))
 	src.v.setContinueConditions(h)
 	resp, _, err := p.do(ctx, src.url, h)
 	if err != nil {
@@ -150,20 +215,23 @@ func (p *Proxy) resume(ctx context.Context, want rangeutil.Range, src source) (i
 	}
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
-		if err := checkPartial(resp, want, src.size, src.v); err != nil {
+		if err := checkResumed(resp, ask, want.Start, src.size, src.v, have); err != nil {
 			resp.Body.Close()
 			return nil, err
 		}
-		setStart(resp.Body, want.Start)
 		return resp.Body, nil
 	case http.StatusOK:
 		if !src.v.sameVersion(validatorOf(resp.Header)) || resp.ContentLength != src.size {
 			resp.Body.Close()
 			return nil, errChanged
 		}
-		if _, err := io.CopyN(io.Discard, resp.Body, want.Start); err != nil {
+		if _, err := io.CopyN(io.Discard, resp.Body, ask.Start); err != nil {
 			resp.Body.Close()
-			return nil, fmt.Errorf("proxy: skip %d bytes of a 200: %w", want.Start, err)
+			return nil, fmt.Errorf("proxy: skip %d bytes of a 200: %w", ask.Start, err)
+		}
+		if err := checkOverlap(resp.Body, have, rangeutil.Range{Start: ask.Start, End: want.Start}); err != nil {
+			resp.Body.Close()
+			return nil, err
 		}
 		return resp.Body, nil
 	case http.StatusPreconditionFailed, http.StatusRequestedRangeNotSatisfiable:

@@ -116,6 +116,9 @@ func TestCurrentAge(t *testing.T) {
 		{"response delay alone", []string{"Date: " + httpDate(resp)}, resp.Add(-5 * time.Second), resp, 5 * time.Second},
 		{"apparent over corrected", []string{"Date: " + httpDate(resp.Add(-60*time.Second)), "Age: 10"}, resp.Add(-5 * time.Second), resp.Add(time.Second), 61 * time.Second},
 		{"corrected over apparent", []string{"Date: " + httpDate(resp.Add(-10*time.Second)), "Age: 100"}, resp.Add(-5 * time.Second), resp.Add(time.Second), 106 * time.Second},
+		// Regression (issue 9): the upstream's Age was dropped with the
+		// stored header, so this response was 6 s old instead of 3601 s.
+		{"upstream age kept", []string{"Date: " + httpDate(resp), "Age: 3595"}, resp, resp.Add(6 * time.Second), 3601 * time.Second},
 		{"all four", []string{"Date: " + httpDate(resp.Add(-20*time.Second)), "Age: 30"}, resp.Add(-2 * time.Second), resp.Add(100 * time.Second), 132 * time.Second},
 		{"date in the future", []string{"Date: " + httpDate(resp.Add(time.Hour))}, resp, resp.Add(time.Second), time.Second},
 		{"no date", []string{"Age: 7"}, resp, resp, 7 * time.Second},
@@ -135,8 +138,8 @@ func TestCurrentAge(t *testing.T) {
 		// taken as 2^31 (or the greatest integer the cache can represent).
 		{"overflowing age", []string{"Date: " + httpDate(resp), "Age: 99999999999999999999"}, resp, resp, maxDeltaSeconds},
 	} {
-		if got := currentAge(headerOf(c.lines...), c.req, resp, c.now); got != c.want {
-			t.Errorf("%s: currentAge(%q, request %v, response %v, now %v) = %v, want %v",
+		if got := currentAge(initialAge(headerOf(c.lines...), c.req, resp), resp, c.now); got != c.want {
+			t.Errorf("%s: currentAge(initialAge(%q, request %v, response %v), now %v) = %v, want %v",
 				c.name, c.lines, c.req, resp, c.now, got, c.want)
 		}
 	}
@@ -187,6 +190,9 @@ func TestFresh(t *testing.T) {
 
 		{"age header", nil, []string{"Date: " + httpDate(ruleT0), "Cache-Control: max-age=100", "Age: 60"}, at(39), true},
 		{"age header, stale", nil, []string{"Date: " + httpDate(ruleT0), "Cache-Control: max-age=100", "Age: 60"}, at(40), false},
+		// Regression (issue 9): 3595 s into a 3600 s lifetime leaves 5 s.
+		{"age near lifetime", nil, []string{"Date: " + httpDate(ruleT0), "Cache-Control: max-age=3600", "Age: 3595"}, at(4), true},
+		{"age near lifetime, stale", nil, []string{"Date: " + httpDate(ruleT0), "Cache-Control: max-age=3600", "Age: 3595"}, at(5), false},
 		{"response no-cache", nil, []string{"Date: " + httpDate(ruleT0), "Cache-Control: no-cache"}, at(0), false},
 		{"no lifetime", nil, []string{"Date: " + httpDate(ruleT0), `ETag: "a"`}, at(0), false},
 		{"expires", nil, []string{"Date: " + httpDate(ruleT0), "Expires: " + httpDate(at(100))}, at(99), true},
@@ -200,7 +206,8 @@ func TestFresh(t *testing.T) {
 			resp = c.resp
 		}
 		req := getRequest(c.req...)
-		if got := fresh(req, headerOf(resp...), ruleT0, ruleT0, c.now); got != c.want {
+		h := headerOf(resp...)
+		if got := fresh(req, h, currentAge(initialAge(h, ruleT0, ruleT0), ruleT0, c.now)); got != c.want {
 			t.Errorf("%s: fresh(%q, %q, now +%v) = %v, want %v", c.name, c.req, resp, c.now.Sub(ruleT0), got, c.want)
 		}
 	}

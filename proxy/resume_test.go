@@ -120,8 +120,12 @@ func TestUpstreamDropsWhileClientConnected(t *testing.T) {
 					return
 				}
 				wantBody(t, "download", r, 200, 0, 0, c.res.Size)
-				if sent := h.origin.BodyBytes(); sent != c.res.Size {
-					t.Errorf("origin sent %d body bytes, want %d (nothing twice)", sent, c.res.Size)
+				want := c.res.Size
+				if c.res.Validators == testorigin.LastModifiedOnly {
+					want += 5 * maxOverlap // each resume under a date compares an overlap first
+				}
+				if sent := h.origin.BodyBytes(); sent != want {
+					t.Errorf("origin sent %d body bytes, want %d (nothing twice but overlaps)", sent, want)
 				}
 				reqs := h.origin.Requests("/f")
 				if len(reqs) != 6 {

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -89,6 +90,13 @@ func storable(req *http.Request, resp *http.Response) bool {
 	if resp.Header.Get("Content-Encoding") != "" && resp.StatusCode == http.StatusPartialContent {
 		return false // ranges of an encoded body: keep it simple, never splice those
 	}
+	if _, ok := resp.Header["Content-Range"]; ok && resp.StatusCode == http.StatusOK {
+		// RFC 9110 §14.4: Content-Range means something in 206 and 416
+		// only. In a 200 (a server answering our forwarded Range with
+		// the bytes asked for but the status of the whole file) nobody
+		// knows what the body holds: never store it as the complete file.
+		return false
+	}
 	_, hasLifetime := freshnessLifetime(resp.Header)
 	return hasLifetime || validatorOf(resp.Header).canRevalidate()
 }
@@ -160,10 +168,14 @@ type validator struct {
 	weak         bool      // etag is W/
 	lastModified time.Time // zero when none
 	date         time.Time // Date of the response that carried them
+	// encoding and ctype are Content-Encoding and Content-Type as sent
+	// ("" when absent): representation metadata (RFC 9110 §8.3, §8.4),
+	// which the bytes of a range are bytes of.
+	encoding, ctype string
 }
 
 func validatorOf(h http.Header) validator {
-	v := validator{etag: strings.TrimSpace(h.Get("ETag"))}
+	v := validator{etag: strings.TrimSpace(h.Get("ETag")), encoding: h.Get("Content-Encoding"), ctype: h.Get("Content-Type")}
 	v.weak = strings.HasPrefix(v.etag, "W/")
 	if !validETag(v.etag) {
 		v.etag, v.weak = "", false
@@ -213,12 +225,86 @@ func (v validator) dateOnly() bool { return v.etag == "" && v.strongDate() }
 func (v validator) resumable() bool { return v.strongETag() != "" || v.dateOnly() }
 
 // sameVersion reports whether a response's validators identify the same
-// version as v, by strong comparison (RFC 9110 §8.8.3.2).
+// version as v, by strong comparison (RFC 9110 §8.8.3.2), and its
+// representation metadata does not say otherwise (sameMetadata).
 func (v validator) sameVersion(o validator) bool {
+	if !v.sameMetadata(o) {
+		return false
+	}
 	if e := v.strongETag(); e != "" {
 		return o.strongETag() == e
 	}
 	return v.dateOnly() && o.lastModified.Equal(v.lastModified) && o.etag == ""
+}
+
+// sameMetadata reports whether a response o states no other content
+// coding or media type than v: bytes of two encodings or two types are two
+// representations (RFC 9110 §8.3, §8.4) whatever their validators say, and
+// splicing them mixes the two. A field o omits does not differ: a 206
+// answering If-Range need not repeat them (RFC 9110 §15.3.7). A stored
+// response without Content-Type has none to compare.
+func (v validator) sameMetadata(o validator) bool {
+	if o.encoding != "" && codings(o.encoding) != codings(v.encoding) {
+		return false
+	}
+	return o.ctype == "" || v.ctype == "" || sameMediaType(v.ctype, o.ctype)
+}
+
+// codings normalizes a Content-Encoding list (RFC 9110 §8.4: codings are
+// case-insensitive; "identity" is no coding at all).
+func codings(field string) string {
+	var out []string
+	for _, c := range strings.Split(field, ",") {
+		if c = strings.ToLower(strings.TrimSpace(c)); c != "" && c != "identity" {
+			out = append(out, c)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// sameMediaType compares two Content-Type values (RFC 9110 §8.3.1: type,
+// subtype and parameter names are case-insensitive; so, in practice, is a
+// charset). Values that do not parse are equal only when identical.
+func sameMediaType(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ta, pa, errA := mime.ParseMediaType(a)
+	tb, pb, errB := mime.ParseMediaType(b)
+	if errA != nil || errB != nil || ta != tb || len(pa) != len(pb) {
+		return false
+	}
+	for k, va := range pa {
+		if vb, ok := pb[k]; !ok || !strings.EqualFold(va, vb) {
+			return false
+		}
+	}
+	return true
+}
+
+// selectedBy reports whether a 304 carrying validators n selects the
+// stored response with validators v for update (RFC 9111 §4.3.4): every
+// validator the 304 carries must be the stored one's, an ETag by strong
+// comparison when it is strong and by weak comparison when it is weak, a
+// Last-Modified by equality. A 304 that carries none contradicts nothing:
+// it answers our conditions, which named only the stored validators
+// (§4.3.4 would select only a stored response without validators, but
+// servers that omit them on 304s are common, and refetching every body
+// from them would cost what revalidation is for).
+func (v validator) selectedBy(n validator) bool {
+	switch {
+	case n.etag != "" && !n.weak && v.strongETag() != n.etag:
+		return false
+	case n.etag != "" && n.weak && !weakMatch(v.etag, n.etag):
+		return false
+	}
+	return n.lastModified.IsZero() || n.lastModified.Equal(v.lastModified)
+}
+
+// weakMatch is the weak comparison of entity tags (RFC 9110 §8.8.3.2):
+// the opaque tags are equal, whether or not either is weak.
+func weakMatch(a, b string) bool {
+	return a != "" && b != "" && strings.TrimPrefix(a, "W/") == strings.TrimPrefix(b, "W/")
 }
 
 // ifRange returns the If-Range value that asks for more of this version, ""

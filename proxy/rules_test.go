@@ -194,6 +194,14 @@ func TestStorable(t *testing.T) {
 		{"206 content-encoding", 206, nil, []string{fresh, "Content-Encoding: gzip"}, false},
 		{"200 content-encoding", 200, nil, []string{fresh, "Content-Encoding: gzip"}, true},
 
+		// Regression: a 200 with Content-Range answering a forwarded Range
+		// was stored as the complete file. RFC 9110 §14.4: Content-Range
+		// means something in 206 and 416 only.
+		{"200 content-range", 200, nil, []string{fresh, "Content-Range: bytes 0-999/2097152"}, false},
+		{"200 content-range, whole", 200, nil, []string{fresh, "Content-Range: bytes 0-999/1000"}, false},
+		{"200 content-range, malformed", 200, nil, []string{fresh, "Content-Range: junk"}, false},
+		{"206 content-range", 206, nil, []string{fresh, "Content-Range: bytes 0-999/2097152"}, true},
+
 		// Something to decide freshness or to revalidate with.
 		{"nothing", 200, nil, nil, false},
 		{"content-type only", 200, nil, []string{"Content-Type: text/plain", "Date: " + httpDate(ruleT0)}, false},
@@ -489,9 +497,90 @@ func TestSameVersion(t *testing.T) {
 		{"strong date, no last-modified", vDate, validator{date: later}, false},
 		{"weak date, same", vDateWeak, vDateWeak, false},
 		{"none", vNone, vNone, false},
+		// Regression: a 206 with another Content-Encoding was spliced.
+		{"same etag, other encoding", vStrong, validator{etag: `"v1"`, encoding: "gzip"}, false},
+		{"same date, other encoding", vDate, validator{lastModified: ruleLM, encoding: "br"}, false},
+		{"same etag, other type", validator{etag: `"v1"`, ctype: "text/plain"}, validator{etag: `"v1"`, ctype: "text/html"}, false},
+		{"same etag and encoding", validator{etag: `"v1"`, encoding: "gzip"}, validator{etag: `"v1"`, encoding: "gzip"}, true},
 	} {
 		if got := c.v.sameVersion(c.o); got != c.want {
 			t.Errorf("%s: %s.sameVersion(%s) = %v, want %v", c.name, showValidator(c.v), showValidator(c.o), got, c.want)
+		}
+	}
+}
+
+// TestSelectedBy: a 304 updates the stored response only when the
+// validators it carries are the stored ones (RFC 9111 §4.3.4).
+// Regression: a 304 with another ETag overwrote the stored validator.
+func TestSelectedBy(t *testing.T) {
+	later := ruleT0.Add(time.Hour)
+	for _, c := range []struct {
+		name   string
+		stored validator
+		n      validator // the 304's
+		want   bool
+	}{
+		{"same strong etag", vStrong, validator{etag: `"v1"`, date: later}, true},
+		{"same strong etag and date", vStrong, validator{etag: `"v1"`, lastModified: ruleLM, date: later}, true},
+		{"other strong etag", vStrong, validator{etag: `"v2"`, date: later}, false},
+		{"other strong etag, same date", vStrong, validator{etag: `"v2"`, lastModified: ruleLM, date: later}, false},
+		{"same etag, other date", vStrong, validator{etag: `"v1"`, lastModified: ruleLM.Add(time.Second), date: later}, false},
+		// A strong tag selects only a stored response with the same strong tag.
+		{"strong tag for a weak one", vWeak, validator{etag: `"v1"`, date: later}, false},
+		{"strong tag, none stored", vDate, validator{etag: `"v1"`, date: later}, false},
+		// Weak tags select by weak comparison.
+		{"weak tag, same weak", vWeak, validator{etag: `W/"v1"`, weak: true}, true},
+		{"weak tag for a strong one", vStrongOnly, validator{etag: `W/"v1"`, weak: true}, true},
+		{"other weak tag", vWeak, validator{etag: `W/"v2"`, weak: true}, false},
+		{"weak tag, none stored", vDate, validator{etag: `W/"v1"`, weak: true}, false},
+		// Last-Modified must be the stored one.
+		{"same date", vDate, validator{lastModified: ruleLM, date: later}, true},
+		{"same date, other zone", vDate, validator{lastModified: ruleLM.In(time.FixedZone("X", 3600))}, true},
+		{"other date", vDate, validator{lastModified: ruleLM.Add(time.Hour), date: later}, false},
+		{"date, none stored", vStrongOnly, validator{lastModified: ruleLM, date: later}, false},
+		// No validator contradicts nothing.
+		{"no validators", vStrong, validator{date: later}, true},
+		{"no validators, none stored", vNone, vNone, true},
+	} {
+		if got := c.stored.selectedBy(c.n); got != c.want {
+			t.Errorf("%s: %s.selectedBy(%s) = %v, want %v", c.name, showValidator(c.stored), showValidator(c.n), got, c.want)
+		}
+	}
+}
+
+// TestSameMetadata: a response stating another content coding or media
+// type than the stored one is another representation (RFC 9110 §8.3,
+// §8.4); one that omits them says nothing (RFC 9110 §15.3.7).
+func TestSameMetadata(t *testing.T) {
+	for _, c := range []struct {
+		name             string
+		stored, response validator
+		want             bool
+	}{
+		{"both none", validator{}, validator{}, true},
+		{"encoding omitted", validator{encoding: "gzip"}, validator{}, true},
+		{"same encoding", validator{encoding: "gzip"}, validator{encoding: "gzip"}, true},
+		{"encoding case", validator{encoding: "gzip"}, validator{encoding: "GZip"}, true},
+		{"identity is none", validator{}, validator{encoding: "identity"}, true},
+		{"identity in a list", validator{encoding: "gzip"}, validator{encoding: "identity, gzip"}, true},
+		{"list spacing", validator{encoding: "gzip,br"}, validator{encoding: " gzip , br"}, true},
+		{"encoding added", validator{}, validator{encoding: "gzip"}, false},
+		{"other encoding", validator{encoding: "gzip"}, validator{encoding: "br"}, false},
+		{"encoding order", validator{encoding: "gzip, br"}, validator{encoding: "br, gzip"}, false},
+		{"encoding dropped to identity", validator{encoding: "gzip"}, validator{encoding: "identity"}, false},
+		{"type omitted", validator{ctype: "text/plain"}, validator{}, true},
+		{"no stored type", validator{}, validator{ctype: "text/plain"}, true},
+		{"same type", validator{ctype: "text/plain; charset=utf-8"}, validator{ctype: "text/plain; charset=utf-8"}, true},
+		{"type case and spacing", validator{ctype: "text/plain; charset=utf-8"}, validator{ctype: "Text/Plain;Charset=UTF-8"}, true},
+		{"other type", validator{ctype: "application/zip"}, validator{ctype: "text/html"}, false},
+		{"other charset", validator{ctype: "text/plain; charset=utf-8"}, validator{ctype: "text/plain; charset=latin1"}, false},
+		{"parameter added", validator{ctype: "text/plain"}, validator{ctype: "text/plain; charset=utf-8"}, false},
+		{"unparsable, identical", validator{ctype: "junk;;"}, validator{ctype: "junk;;"}, true},
+		{"unparsable, different", validator{ctype: "junk;;"}, validator{ctype: "junk; ;"}, false},
+	} {
+		if got := c.stored.sameMetadata(c.response); got != c.want {
+			t.Errorf("%s: validator{encoding %q type %q}.sameMetadata(encoding %q type %q) = %v, want %v",
+				c.name, c.stored.encoding, c.stored.ctype, c.response.encoding, c.response.ctype, got, c.want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -61,7 +62,7 @@ func (p *Proxy) serveOnce(req *http.Request, key string) *http.Response {
 	switch {
 	case missing:
 		return p.refill(req, e, need, gap)
-	case fresh(req, m.Header, m.RequestTime, m.ResponseTime, p.now()):
+	case fresh(req, m.Header, currentAge(m.InitialAge, m.ResponseTime, p.now())):
 		return p.fromEntry(req, e, xHit)
 	default:
 		return p.revalidate(req, e)
@@ -154,7 +155,8 @@ func (p *Proxy) refill(req *http.Request, e *cache.Entry, need, gap rangeutil.Ra
 	src := p.sourceFor(req, m)
 	h := src.header.Clone()
 	want := rangeutil.Range{Start: f.Start(), End: f.End()}
-	h.Set("Range", rangeutil.HeaderFor(want))
+	ask := rangeutil.Range{Start: overlapStart(v, m.Ranges, want.Start), End: want.End}
+	h.Set("Range", rangeutil.HeaderFor(ask))
 	h.Set("If-Range", v.ifRange())
 	ctx, cancel := context.WithCancel(context.Background())
 	stop := newFillStop(cancel)
@@ -168,18 +170,21 @@ func (p *Proxy) refill(req *http.Request, e *cache.Entry, need, gap rangeutil.Ra
 	}
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
-		if err := checkPartial(resp, want, m.Size, v); err != nil {
-			p.log.Warn("refusing to splice upstream 206", "url", clip(src.url.Redacted()), "err", clipErr(err))
+		if err := checkResumed(resp, ask, want.Start, m.Size, v, e); err != nil {
 			resp.Body.Close()
 			f.Finish(err)
 			cancel()
+			if !errors.Is(err, errChanged) && !errors.Is(err, errBadRange) {
+				p.leave(e) // the overlap could not be read: keep the entry
+				return upstreamErrorResponse(req, err)
+			}
+			p.log.Warn("refusing to splice upstream 206", "url", clip(src.url.Redacted()), "err", clipErr(err))
 			e.Drop()
 			p.leave(e)
 			return p.fetchNew(req, cacheKey(req.URL))
 		}
 		p.refreshHeaders(e, resp.Header, reqTime)
 		f.Validated()
-		setStart(resp.Body, want.Start)
 		p.startFill(ctx, stop, f, e, resp.Body, src)
 		return p.fromEntry(req, e, xc)
 	case http.StatusOK:
@@ -264,6 +269,14 @@ func (p *Proxy) revalidate(req *http.Request, e *cache.Entry) *http.Response {
 	case http.StatusNotModified:
 		resp.Body.Close()
 		cancel()
+		if !v.selectedBy(validatorOf(resp.Header)) {
+			// RFC 9111 §4.3.4: a 304 naming another version selects no
+			// stored response, so nothing is updated, and ours may not be
+			// served on its word: fetch the current one in full.
+			p.log.Warn("upstream 304 names another version; fetching it in full", "url", src.url.Redacted(), "etag", resp.Header.Get("ETag"), "stored", v.etag)
+			p.leave(e)
+			return p.fetchNew(req, cacheKey(req.URL))
+		}
 		p.refreshHeaders(e, resp.Header, reqTime)
 		return p.fromEntry(req, e, xHit)
 	case http.StatusOK:
@@ -307,7 +320,7 @@ func (p *Proxy) fetchNewStored(req *http.Request, key string) (*http.Response, b
 // refuseAnswer drops an upstream answer that must not reach the client (a
 // 206 for other bytes than asked) and answers 502 instead.
 func (p *Proxy) refuseAnswer(req *http.Request, resp *http.Response, cancel context.CancelFunc, err error) *http.Response {
-	p.log.Warn("upstream answer refused", "url", req.URL.String(), "err", err)
+	p.log.Warn("upstream answer refused", "url", clip(req.URL.Redacted()), "err", clipErr(err))
 	resp.Body.Close()
 	if cancel != nil {
 		cancel()
@@ -349,10 +362,11 @@ func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime
 		return p.relay(req, resp, cancel), false
 	}
 	stored := storedHeader(resp.Header)
+	now := p.now()
 	if stored.Get("Date") == "" {
 		// RFC 9110 §6.6.1: a cache records when it received a response
 		// without Date; freshness and age are computed from it.
-		stored.Set("Date", p.now().UTC().Format(http.TimeFormat))
+		stored.Set("Date", now.UTC().Format(http.TimeFormat))
 	}
 	m := cache.Meta{
 		Status:        http.StatusOK,
@@ -360,7 +374,8 @@ func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime
 		RequestHeader: selectingHeader(req.Header, resp.Header),
 		Size:          size,
 		RequestTime:   reqTime,
-		ResponseTime:  p.now(),
+		ResponseTime:  now,
+		InitialAge:    initialAge(resp.Header, reqTime, now),
 	}
 	e, f, err := p.store.CreateFill(key, m, body)
 	if err != nil {
@@ -435,8 +450,11 @@ func (p *Proxy) fromEntry(req *http.Request, e *cache.Entry, xc string) *http.Re
 	}
 	h.Set("X-Cache", xc)
 	addVia(h, p.opts.Name)
-	if xc == xHit {
-		h.Set("Age", ageSeconds(currentAge(m.Header, m.RequestTime, m.ResponseTime, p.now())))
+	if age := currentAge(m.InitialAge, m.ResponseTime, p.now()); xc == xHit || age >= time.Second {
+		// RFC 9111 §4: a response served from the cache carries its
+		// current age; so does one an upstream cache had aged, so that
+		// caches downstream do not count its lifetime from zero.
+		h.Set("Age", ageSeconds(age))
 	}
 	if status := checkPreconditions(req, v); status != 0 {
 		p.leave(e)
@@ -502,6 +520,7 @@ func (p *Proxy) refreshHeaders(e *cache.Entry, fresh http.Header, reqTime time.T
 			m.Header[k] = vs
 		}
 		m.RequestTime, m.ResponseTime = reqTime, now
+		m.InitialAge = initialAge(fresh, reqTime, now)
 	})
 	if err != nil {
 		p.log.Error("cannot refresh stored headers", "key", clip(e.Key()), "err", clipErr(err))

@@ -4,9 +4,13 @@ package testorigin
 // consumed in order; each queue matches its own kind of response:
 //
 //   - failures (FailNext) match every request;
-//   - body faults (DropAt, DropAfter, StallAt, ChangeVersionAt) share one
-//     queue and match GET responses that carry content (200 and 206);
-//   - lies (LieContentRange) match 206 responses.
+//   - body faults (DropAt, DropAfter, StallAt, ChangeVersionAt,
+//     ReplaceContentAt) share one queue and match GET responses that carry
+//     content (200 and 206);
+//   - lies (LieContentRange) match 206 responses;
+//   - NotModifiedWith matches GET requests for an existing resource, and
+//     PartialAs200 and EncodeRanges share a queue that matches 206
+//     responses (lies.go).
 //
 // So a single 206 response may consume one body fault and one lie.
 
@@ -18,9 +22,11 @@ const (
 	actDrop                           // flush, then close the connection
 	actStall                          // flush, then hold until the client or origin goes away
 	actChangeVersion                  // bump the resource's version, then drop
+	actReplace                        // bump the content's version, keep the validators, then drop
 )
 
-// bodyFault is one queued DropAt, DropAfter, StallAt or ChangeVersionAt.
+// bodyFault is one queued DropAt, DropAfter, StallAt, ChangeVersionAt or
+// ReplaceContentAt.
 type bodyFault struct {
 	action cutAction
 	// at is the absolute file offset of the cut; when relative is set it is

@@ -63,6 +63,10 @@ type pathState struct {
 	lies       []int64 // LieContentRange shifts, one per 206
 	requests   []Request
 	bodyBytes  int64
+
+	// Lies (lies.go), each queue consumed in order.
+	notModified []string     // NotModifiedWith ETags, one per GET
+	partialLies []partialLie // one per 206
 }
 
 // Request is what the origin recorded of one request.
@@ -157,7 +161,7 @@ func (o *Origin) SetVersion(path string, v int) {
 	if p.res == nil {
 		o.tb.Fatalf("testorigin: SetVersion(%q): no resource at that path", path)
 	}
-	p.res.Version = v // responses under way hold their own copy
+	p.res.setVersion(v) // responses under way hold their own copy
 }
 
 // Resource returns the resource now served at path, and whether there is one.
@@ -280,7 +284,7 @@ func (o *Origin) bumpVersion(path string) {
 	defer o.mu.Unlock()
 	p := o.pathLocked(path)
 	if p.res != nil {
-		p.res.Version++ // responses under way hold their own copy
+		p.res.setVersion(p.res.Version + 1) // responses under way hold their own copy
 	}
 }
 

@@ -62,11 +62,38 @@ type Resource struct {
 	// Chunked omits Content-Length, so bodies go out chunked and a client
 	// can only tell a cut body by the missing last chunk.
 	Chunked bool
+
+	// pinned is set by ReplaceContent: the validators sent are those of
+	// validatorVersion, whatever Version the content is.
+	pinned           bool
+	validatorVersion int
+}
+
+// validatorVer returns the version whose validators r sends.
+func (r Resource) validatorVer() int {
+	if r.pinned {
+		return r.validatorVersion
+	}
+	return r.Version
+}
+
+// setVersion makes the content and the validators those of version v.
+func (r *Resource) setVersion(v int) {
+	r.Version, r.pinned = v, false
+}
+
+// replaceContent makes the content that of version v and keeps the
+// validators sent now.
+func (r *Resource) replaceContent(v int) {
+	if !r.pinned {
+		r.pinned, r.validatorVersion = true, r.Version
+	}
+	r.Version = v
 }
 
 // ETag returns the ETag field value the origin sends for r, or "" if none.
 func (r Resource) ETag() string {
-	tag := `"v` + strconv.Itoa(r.Version) + "-" + strconv.FormatInt(r.Size, 10) + `"`
+	tag := `"v` + strconv.Itoa(r.validatorVer()) + "-" + strconv.FormatInt(r.Size, 10) + `"`
 	switch r.Validators {
 	case StrongETag:
 		return tag
@@ -81,7 +108,7 @@ func (r Resource) ETag() string {
 func (r Resource) LastModified() time.Time {
 	switch r.Validators {
 	case StrongETag, LastModifiedOnly:
-		return time.Unix(lastModifiedBase, 0).UTC().Add(time.Duration(r.Version) * time.Hour)
+		return time.Unix(lastModifiedBase, 0).UTC().Add(time.Duration(r.validatorVer()) * time.Hour)
 	}
 	return time.Time{}
 }

@@ -26,6 +26,8 @@ func (o *Origin) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeShort(w, r, http.StatusMethodNotAllowed, "testorigin: GET and HEAD only\n")
 		return
+	case o.lieNotModified(w, r, *res):
+		return
 	}
 	res.setHeaders(w.Header())
 	p := decide(r.Method, r.Header, res.representation())
@@ -74,6 +76,7 @@ func (o *Origin) serveContent(w http.ResponseWriter, r *http.Request, res Resour
 	}
 	if p.status == http.StatusPartialContent {
 		h.Set("Content-Range", p.rng.contentRange(res.Size, shift))
+		p.status, res = o.liePartial(r.URL.Path, h, res)
 	}
 	w.WriteHeader(p.status)
 	rc := http.NewResponseController(w)
@@ -129,6 +132,8 @@ func (o *Origin) act(rc *http.ResponseController, r *http.Request, action cutAct
 		// Change first, so that the client's retry, which can only start
 		// after the cut, already finds the new version.
 		o.bumpVersion(r.URL.Path)
+	case actReplace:
+		o.replaceContent(r.URL.Path)
 	}
 	drop(rc)
 }
