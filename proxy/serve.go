@@ -273,7 +273,7 @@ func (p *Proxy) revalidate(req *http.Request, e *cache.Entry) *http.Response {
 			// RFC 9111 §4.3.4: a 304 naming another version selects no
 			// stored response, so nothing is updated, and ours may not be
 			// served on its word: fetch the current one in full.
-			p.log.Warn("upstream 304 names another version; fetching it in full", "url", src.url.Redacted(), "etag", resp.Header.Get("ETag"), "stored", v.etag)
+			p.log.Warn("upstream 304 names another version; fetching it in full", "url", clip(src.url.Redacted()), "etag", clip(resp.Header.Get("ETag")), "stored", clip(v.etag))
 			p.leave(e)
 			return p.fetchNew(req, cacheKey(req.URL))
 		}
