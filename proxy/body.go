@@ -234,7 +234,7 @@ func (b *entryBody) readDirect(buf []byte) (int, error) {
 		if d.body == nil {
 			body, err := b.p.resume(b.ctx, rangeutil.Range{Start: b.pos, End: b.end}, b.src)
 			if err != nil {
-				if errors.Is(err, errChanged) || !d.budget.wait(b.ctx) {
+				if !retryable(err) || !d.budget.wait(b.ctx) {
 					return 0, fmt.Errorf("proxy: uncached continuation at byte %d: %w", b.pos, err)
 				}
 				continue

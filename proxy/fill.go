@@ -78,7 +78,10 @@ func (p *Proxy) finishFill(f *cache.Fill, e *cache.Entry, src source, err error)
 	case errors.Is(err, errChanged), !src.v.resumable():
 		p.log.Warn("upstream changed or cannot resume; dropping entry", "url", src.url.Redacted(), "at", f.Pos(), "err", err)
 		e.Drop()
-	case errors.Is(err, context.Canceled):
+	case gone(err):
+		p.log.Warn("upstream says the resource is gone; dropping entry", "url", src.url.Redacted(), "at", f.Pos(), "err", err)
+		e.Drop()
+	case errors.Is(err, context.Canceled): // the fill's context: its clients left
 		p.log.Info("download abandoned by its clients; keeping partial", "url", src.url.Redacted(), "at", f.Pos())
 	case errors.Is(err, cache.ErrStorage):
 		// The store logged the cause; the readers fetch the rest directly.
@@ -94,14 +97,16 @@ func (p *Proxy) finishFill(f *cache.Fill, e *cache.Entry, src source, err error)
 
 // drive copies upstream bytes into f until it is full. body is the first
 // upstream body (nil to ask for one). After a failure mid-body it asks for
-// the rest with Range and If-Match, within the retry budget.
+// the rest with Range and If-Match, within the retry budget; failures that
+// another attempt cannot mend (retryable) end it at once. Only the fill's
+// context, cancelled when its clients leave, ends it as context.Canceled.
 func (p *Proxy) drive(ctx context.Context, stop *fillStop, f *cache.Fill, e *cache.Entry, body io.ReadCloser, src source) error {
 	b := newBudget(p.opts.Retry, p.now)
 	for {
 		if body == nil {
 			var err error
 			if body, err = p.resume(ctx, rangeutil.Range{Start: f.Pos(), End: f.End()}, src); err != nil {
-				if errors.Is(err, errChanged) || ctx.Err() != nil {
+				if ctx.Err() != nil || !retryable(err) {
 					return errors.Join(err, ctx.Err())
 				}
 				if !b.wait(ctx) {
@@ -116,19 +121,19 @@ func (p *Proxy) drive(ctx context.Context, stop *fillStop, f *cache.Fill, e *cac
 			err = p.copyBody(ctx, f, body)
 		}
 		body.Close()
-		body = nil
 		stopped := !stop.track(nil)
 		switch {
 		case err == nil:
 			return nil
 		case stopped, ctx.Err() != nil:
 			return errWoundDown
-		case errors.Is(err, cache.ErrObsolete), errors.Is(err, cache.ErrStorage), !src.v.resumable():
-			return err // retrying cannot help: the readers go on without this fill
+		case !retryable(err), !src.v.resumable():
+			return err // the readers go on without this fill, or are cut
 		}
 		if f.Pos() > before {
-			b.progress()
+			b.progressAt(lastByte(body))
 		}
+		body = nil
 		p.log.Info("upstream body failed; resuming", "url", src.url.Redacted(), "at", f.Pos(), "err", err)
 		if !b.wait(ctx) {
 			return fmt.Errorf("proxy: giving up on %s at byte %d after %d attempts: %w", src.url.Redacted(), f.Pos(), b.attempts, err)
@@ -223,8 +228,12 @@ func newBudget(r Retry, now func() time.Time) *budget {
 	return &budget{r: r, now: now, since: now(), backoff: r.InitialBackoff}
 }
 
-func (b *budget) progress() {
-	b.attempts, b.since, b.backoff = 0, b.now(), b.r.InitialBackoff
+func (b *budget) progress() { b.progressAt(b.now()) }
+
+// progressAt records that a byte arrived at t: the window runs from the
+// last byte, not from when its loss was noticed.
+func (b *budget) progressAt(t time.Time) {
+	b.attempts, b.since, b.backoff = 0, t, b.r.InitialBackoff
 }
 
 // wait sleeps before the next attempt; false when the budget is spent or
@@ -243,6 +252,15 @@ func (b *budget) wait(ctx context.Context) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// lastByte returns when body last delivered a byte (now, for a body that
+// does not tell).
+func lastByte(body io.Reader) time.Time {
+	if ub, ok := body.(*upstreamBody); ok {
+		return ub.lastByte
+	}
+	return time.Now()
 }
 
 // setStart records which byte of the representation an upstream body

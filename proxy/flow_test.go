@@ -5,12 +5,18 @@ package proxy
 // bounded by what their readers take.
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/resumeproxy/resumeproxy/cache"
 	"github.com/resumeproxy/resumeproxy/internal/testorigin"
 )
 
@@ -71,4 +77,164 @@ func TestRelayEndsWithClient(t *testing.T) {
 			})
 		}
 	})
+}
+
+// startGet fetches u through the proxy in the background, reading the
+// whole body; the result arrives on the channel. It never fails the test
+// itself (its goroutine may outlive a failed test).
+func (h *harness) startGet(u string) <-chan result {
+	ch := make(chan result, 1)
+	go func() {
+		resp, err := h.client.Get(u)
+		if err != nil {
+			ch <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		sum := sha256.New()
+		n, err := io.Copy(sum, resp.Body)
+		ch <- result{status: resp.StatusCode, header: resp.Header, n: n, sum: hex.EncodeToString(sum.Sum(nil)), err: err}
+	}()
+	return ch
+}
+
+// withOpts restarts h's proxy with opts changed by set.
+func (h *harness) withOpts(set func(o *Options)) {
+	h.stop()
+	set(&h.opts)
+	h.start()
+}
+
+// waitOriginBytes waits until the origin has sent at least n body bytes
+// of path.
+func (h *harness) waitOriginBytes(path string, n int64) {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for h.origin.PathBodyBytes(path) < n {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("origin sent %d bytes of %s in 30s, want %d", h.origin.PathBodyBytes(path), path, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestStalledUpstreamCutsClientAfterRetryWindow: an upstream that stalls
+// whenever it is asked held the client for ever. The idle timeout cancelled
+// the upstream request, the fill ended as context.Canceled, was logged as
+// abandoned by its clients while its client was still there, and was
+// claimed again with a fresh retry budget. Now a stall is an upstream
+// failure, and the client is cut once upstream.retry_window has passed
+// without a byte, also when the idle timeout is longer than the window.
+func TestStalledUpstreamCutsClientAfterRetryWindow(t *testing.T) {
+	const window = time.Second
+	for _, c := range []struct {
+		name string
+		idle time.Duration
+	}{
+		{"idle-below-window", 200 * time.Millisecond},
+		{"idle-above-window", time.Minute},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.withOpts(func(o *Options) {
+				o.IdleTimeout = c.idle
+				o.Retry = Retry{Attempts: 1000, MaxElapsed: window, InitialBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
+			})
+			const size = 4 * mib
+			u := h.set("/f", testorigin.Resource{Size: size})
+			for range 1000 { // every response stalls at 1 MiB (resumptions at once)
+				h.origin.StallAt("/f", mib)
+			}
+			start := time.Now()
+			var r result
+			select {
+			case r = <-h.startGet(u):
+			case <-time.After(10 * window):
+				t.Fatalf("client still held %v after the upstream stalled, with retry_window %v", 10*window, window)
+			}
+			took := time.Since(start)
+			t.Logf("client cut after %v, %d bytes; origin saw %d requests", took.Round(time.Millisecond), r.n, len(h.origin.Requests("/f")))
+			if r.err == nil {
+				t.Errorf("client got a clean body of %d bytes, want a cut connection", r.n)
+			}
+			if took > 3*window {
+				t.Errorf("client cut after %v, want within about retry_window (%v)", took, window)
+			}
+			if n := h.logs.count("abandoned"); n != 0 {
+				t.Errorf("the log says %d times that the download was abandoned; its client was there", n)
+			}
+		})
+	}
+}
+
+// TestUpstreamStatusDuringContinuation: a final status (404) answering a
+// resumption was retried like a 503, holding the client for the whole
+// retry budget (36s with the defaults) for a resource that is gone. Now a
+// final status cuts the client at once, and a retryable one (503, 429) is
+// retried.
+func TestUpstreamStatusDuringContinuation(t *testing.T) {
+	for _, c := range []struct {
+		status   int
+		retried  bool
+		requests int
+	}{
+		{http.StatusNotFound, false, 2},
+		{http.StatusGone, false, 2},
+		{http.StatusServiceUnavailable, true, 3},
+		{http.StatusTooManyRequests, true, 3},
+	} {
+		t.Run(strconv.Itoa(c.status), func(t *testing.T) {
+			h := newHarness(t)
+			h.withOpts(func(o *Options) {
+				o.IdleTimeout = time.Second
+				o.Retry = Retry{Attempts: 8, MaxElapsed: time.Minute, InitialBackoff: 500 * time.Millisecond, MaxBackoff: 10 * time.Second}
+			})
+			const size = 4 * mib
+			u := h.set("/f", testorigin.Resource{Size: size})
+			h.origin.StallAt("/f", mib) // ends at the idle timeout: then the fill resumes
+			got := h.startGet(u)
+			h.waitOriginBytes("/f", mib)
+			h.origin.FailNext("/f", c.status, 1) // the answer to the resumption
+			r := <-got
+			if c.retried {
+				wantBody(t, "download", r, 200, 0, 0, size)
+			} else if r.err == nil {
+				t.Errorf("client got a clean body of %d bytes, want a cut connection", r.n)
+			}
+			if n := len(h.origin.Requests("/f")); n != c.requests {
+				t.Errorf("origin saw %d requests, want %d", n, c.requests)
+			}
+		})
+	}
+}
+
+// TestRetryable: the retry decision by where an upstream failure happened.
+func TestRetryable(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"dial", &dialError{errors.New("connection refused")}, true},
+		{"mid-body drop", &bodyError{at: 7, err: io.ErrUnexpectedEOF}, true},
+		{"stall", &bodyError{at: 7, err: errIdle}, true},
+		{"short 206", errShort, true},
+		{"mismatched 206", fmt.Errorf("%w: got 0-9", errBadRange), true},
+		{"500", &statusError{500}, true},
+		{"503", &statusError{503}, true},
+		{"429", &statusError{429}, true},
+		{"408", &statusError{408}, true},
+		{"404", &statusError{404}, false},
+		{"410", &statusError{410}, false},
+		{"403", &statusError{403}, false},
+		{"changed", fmt.Errorf("%w: upstream answered 412", errChanged), false},
+		{"misplaced", errMisplaced, false},
+		{"storage", fmt.Errorf("write: %w", cache.ErrStorage), false},
+		{"obsolete", cache.ErrObsolete, false},
+		{"giving up on a 404", fmt.Errorf("proxy: giving up: %w", &statusError{404}), false},
+	} {
+		if got := retryable(c.err); got != c.want {
+			t.Errorf("retryable(%s: %v) = %v, want %v", c.name, c.err, got, c.want)
+		}
+	}
 }

@@ -24,7 +24,9 @@ import (
 
 // Retry bounds how the proxy resumes an upstream body that failed. Counts
 // and time restart whenever a byte arrives, so a download that keeps making
-// progress is never abandoned.
+// progress is never abandoned. Only failures another attempt may mend are
+// retried: no response, a dropped or stalled body, 5xx, 429, 408; a final
+// status (404, 410, 403, ...) cuts the client at once.
 type Retry struct {
 	// Attempts is how many times in a row a fill is retried without progress.
 	// Default 8.
@@ -49,7 +51,9 @@ type Options struct {
 	// Retry bounds resumption of failed upstream bodies.
 	Retry Retry
 	// IdleTimeout is how long an upstream body may send nothing before it
-	// counts as dropped. Default 30s.
+	// counts as dropped (and is resumed). It is never longer than
+	// Retry.MaxElapsed: a stall past the window is given up at the
+	// window. Default 30s.
 	IdleTimeout time.Duration
 	// QuickAbort decides what happens to a download when its last client
 	// leaves. The zero value stops it and keeps the bytes so far.

@@ -89,7 +89,10 @@ type MITM struct {
 // Upstream configures requests to origin servers and resumption.
 type Upstream struct {
 	// Retries is how many times in a row a dropped download is retried
-	// without receiving a byte before the client is cut. Default 8.
+	// without receiving a byte before the client is cut. Only failures a
+	// retry may mend count (no answer, a dropped or stalled body, 5xx,
+	// 429, 408); a final status such as 404 cuts the client at once.
+	// Default 8.
 	Retries int `yaml:"retries"`
 	// RetryWindow is how long a download may go without a byte before it is
 	// given up. Default 2m.
@@ -98,8 +101,8 @@ type Upstream struct {
 	BackoffInitial time.Duration `yaml:"backoff_initial"`
 	// BackoffMax caps the pause between retries. Default 10s.
 	BackoffMax time.Duration `yaml:"backoff_max"`
-	// IdleTimeout is how long a body may stall before it counts as dropped.
-	// Default 30s.
+	// IdleTimeout is how long a body may stall before it counts as dropped
+	// (and is resumed); never longer than RetryWindow. Default 30s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
