@@ -18,14 +18,14 @@ import (
 // from the file, not from the upstream, keeps a slow client from slowing the
 // fill and lets any number of clients share one fill.
 type entryBody struct {
-	p     *Proxy
-	e     *cache.Entry
-	src   source
-	ctx   context.Context // the client's request
-	abort func()
-	pos   int64
-	end   int64
-	once  sync.Once
+	p      *Proxy
+	e      *cache.Entry
+	src    source
+	ctx    context.Context // the client's request
+	client *aborter
+	pos    int64
+	end    int64
+	once   sync.Once
 	// fpos is the offset of the descriptor WriteTo sends from, -1 when
 	// unknown; it saves a seek per send.
 	fpos int64
@@ -36,7 +36,7 @@ type entryBody struct {
 }
 
 func (p *Proxy) newEntryBody(req *http.Request, e *cache.Entry, r rangeutil.Range, src source) *entryBody {
-	return &entryBody{p: p, e: e, src: src, ctx: req.Context(), abort: abortFor(req), pos: r.Start, end: r.End, fpos: -1}
+	return &entryBody{p: p, e: e, src: src, ctx: req.Context(), client: clientOf(req), pos: r.Start, end: r.End, fpos: -1}
 }
 
 // Read returns present bytes, waiting for fills when needed and starting
@@ -59,7 +59,7 @@ func (b *entryBody) failed(err error) error {
 		b.p.log.Debug("client went away", "key", b.e.Key(), "at", b.pos)
 	default:
 		b.p.log.Warn("cannot complete response; cutting client connection", "key", b.e.Key(), "at", b.pos, "err", err)
-		b.abort()
+		b.client.abort()
 	}
 	return err
 }
@@ -82,7 +82,9 @@ func (b *entryBody) read(buf []byte) (int, error) {
 
 // await waits until the bytes at pos are present and returns how many are,
 // up to end. It returns 0 and no error when the cache cannot store them
-// (b.direct is set then, and the rest comes straight from upstream).
+// (b.direct is set then, and the rest comes straight from upstream). Before
+// it waits, it flushes the client's response: headers and bytes sent so
+// far must not wait for bytes that have not come.
 func (b *entryBody) await() (int64, error) {
 	var waited *cache.Fill
 	for {
@@ -122,6 +124,7 @@ func (b *entryBody) await() (int64, error) {
 			b.p.startContinuation(f, b.e, b.src)
 		}
 		waited = f
+		b.client.flush()
 		select {
 		case <-changed:
 		case <-b.ctx.Done():
@@ -143,10 +146,13 @@ func (b *entryBody) WriteTo(w io.Writer) (int64, error) {
 	}
 	defer f.Close()
 	b.fpos = -1 // a new descriptor
+	// pf flushes while bytes straight from upstream (b.direct) are late.
+	pf := newPauseFlush(b.client)
+	defer pf.stop()
 	var total int64
 	for b.pos < b.end {
 		if b.direct != nil {
-			m, err := b.copyDirect(w)
+			m, err := b.copyDirect(w, pf)
 			total += m
 			if err != nil {
 				return total, err
@@ -163,7 +169,7 @@ func (b *entryBody) WriteTo(w io.Writer) (int64, error) {
 		m, err := b.sendFile(w, f, n)
 		total += m
 		if err != nil {
-			b.abort() // a failed read or a gone client: either way this response is over
+			b.client.abort() // a failed read or a gone client: either way this response is over
 			return total, err
 		}
 	}
@@ -190,12 +196,15 @@ func (b *entryBody) sendFile(w io.Writer, f *os.File, n int64) (int64, error) {
 	return m, err
 }
 
-// copyDirect moves one Read's worth of bytes that come straight from
-// upstream.
-func (b *entryBody) copyDirect(w io.Writer) (int64, error) {
+// copyDirect moves one read's worth of bytes that come straight from
+// upstream, flushing the response if the upstream pauses.
+func (b *entryBody) copyDirect(w io.Writer, pf *pauseFlush) (int64, error) {
 	bp := b.p.bufs.get()
 	defer b.p.bufs.put(bp)
-	n, err := b.Read(*bp)
+	pf.wait()
+	n, err := b.readDirect(*bp)
+	pf.woke()
+	err = b.failed(err) // cuts the client, which must not overlap a flush
 	if n > 0 {
 		if _, werr := w.Write((*bp)[:n]); werr != nil {
 			return int64(n), werr

@@ -5,6 +5,7 @@ package proxy
 // bounded by what their readers take.
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -237,4 +238,124 @@ func TestRetryable(t *testing.T) {
 			t.Errorf("retryable(%s: %v) = %v, want %v", c.name, c.err, got, c.want)
 		}
 	}
+}
+
+// firstBytes is what a client had of a response within a time limit.
+type firstBytes struct {
+	header http.Header
+	status int
+	got    []byte
+	err    error
+}
+
+// readFirst starts a GET of u through the proxy and returns what the
+// client has within limit: the headers, and n body bytes (fewer if the
+// limit passed first). The request ends with the test.
+func (h *harness) readFirst(u string, n int, limit time.Duration, hdr ...string) firstBytes {
+	h.t.Helper()
+	req, err := http.NewRequestWithContext(h.t.Context(), http.MethodGet, u, nil)
+	if err != nil {
+		h.t.Fatalf("NewRequest: %v", err)
+	}
+	for _, line := range hdr {
+		k, v, _ := strings.Cut(line, ":")
+		req.Header.Add(k, strings.TrimSpace(v))
+	}
+	heads := make(chan firstBytes, 1)
+	body := make(chan []byte, n)
+	go func() {
+		defer close(body)
+		resp, err := h.client.Do(req)
+		if err != nil {
+			heads <- firstBytes{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		heads <- firstBytes{header: resp.Header, status: resp.StatusCode}
+		buf := make([]byte, n)
+		for got := 0; got < n; {
+			m, err := resp.Body.Read(buf[:n-got])
+			got += m
+			body <- append([]byte(nil), buf[:m]...)
+			if err != nil {
+				return
+			}
+		}
+	}()
+	timeout := time.After(limit)
+	var fb firstBytes
+	select {
+	case fb = <-heads:
+	case <-timeout:
+		return firstBytes{err: fmt.Errorf("no response headers within %v", limit)}
+	}
+	for len(fb.got) < n && fb.err == nil {
+		select {
+		case b, ok := <-body:
+			if !ok {
+				fb.err = fmt.Errorf("body ended after %d bytes", len(fb.got))
+			}
+			fb.got = append(fb.got, b...)
+		case <-timeout:
+			fb.err = fmt.Errorf("%d body bytes within %v, want %d", len(fb.got), limit, n)
+		}
+	}
+	return fb
+}
+
+// TestSlowUpstreamIsFlushed: nothing was flushed while an upstream paused:
+// with an origin that sent its headers and 10 bytes and then nothing, the
+// client had neither, on every path (cached, relayed, passed through,
+// server-sent events), so event streams, long polls and clients with a
+// first-byte timeout broke. Now headers and bytes go out when the proxy
+// would wait for more.
+func TestSlowUpstreamIsFlushed(t *testing.T) {
+	const limit = 2 * time.Second // "within about a second", with room for -race on a busy machine
+	eventStream := testorigin.Resource{Size: mib, CacheControl: "no-cache", Chunked: true,
+		Header: http.Header{"Content-Type": {"text/event-stream"}}}
+	schemes(t, func(t *testing.T, s scheme) {
+		for _, c := range []struct {
+			name string
+			res  testorigin.Resource
+			hdr  []string
+			drip bool // the origin sends 10 bytes every 100ms, else 10 bytes then stalls
+			want string
+		}{
+			{"cached", testorigin.Resource{Size: mib, CacheControl: "max-age=60"}, nil, false, xMiss},
+			{"cached drip", testorigin.Resource{Size: mib, CacheControl: "max-age=60"}, nil, true, xMiss},
+			{"no-store relay", testorigin.Resource{Size: mib, CacheControl: "no-store"}, nil, false, xMiss},
+			{"no-store relay drip", testorigin.Resource{Size: mib, CacheControl: "no-store"}, nil, true, xMiss},
+			{"pass-through", testorigin.Resource{Size: mib}, []string{"Cache-Control: no-store"}, false, xMiss},
+			{"event stream", eventStream, nil, false, xMiss},
+			{"event stream headers", eventStream, nil, false, xMiss},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				h := newSchemeHarness(t, s) // upstream idle timeout: 1 minute
+				u := h.set("/f", c.res)
+				n := 10
+				switch {
+				case c.drip:
+					h.origin.Drip("/f", 10, 100*time.Millisecond)
+					n = 30
+				case strings.HasSuffix(c.name, "headers"):
+					h.origin.StallAt("/f", 0) // headers, then nothing
+					n = 0
+				default:
+					h.origin.StallAt("/f", 10)
+				}
+				start := time.Now()
+				fb := h.readFirst(u, n, limit, c.hdr...)
+				if fb.err != nil {
+					t.Fatalf("client of a paused upstream: %v", fb.err)
+				}
+				t.Logf("client had the headers and %d bytes after %v", len(fb.got), time.Since(start).Round(time.Millisecond))
+				if fb.status != http.StatusOK || fb.header.Get("X-Cache") != c.want {
+					t.Errorf("status %d, X-Cache %q; want 200, %s", fb.status, fb.header.Get("X-Cache"), c.want)
+				}
+				if want, _ := io.ReadAll(testorigin.NewReader(0, 0, int64(n))); !bytes.Equal(fb.got, want) {
+					t.Errorf("first %d bytes differ from the origin's", n)
+				}
+			})
+		}
+	})
 }

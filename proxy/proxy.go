@@ -255,7 +255,7 @@ func (p *Proxy) passThrough(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Res
 		p.log.Warn("upstream request failed", "url", req.URL.String(), "err", err)
 		return upstreamErrorResponse(req, err), nil
 	}
-	resp.Body = &abortOnError{ReadCloser: resp.Body, abort: abortFor(req), bufs: p.bufs}
+	resp.Body = &abortOnError{ReadCloser: resp.Body, client: clientOf(req), bufs: p.bufs}
 	return resp, nil
 }
 
