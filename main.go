@@ -101,10 +101,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 			FinishAbovePercent: cfg.QuickAbort.FinishAbovePercent,
 			MaxTime:            cfg.QuickAbort.MaxTime,
 		},
-		Logger:            log,
-		MITM:              mitm,
-		ConnectPorts:      cfg.ConnectPorts,
-		TunnelIdleTimeout: cfg.TunnelIdleTimeout,
+		Logger:             log,
+		MITM:               mitm,
+		ConnectPorts:       cfg.ConnectPorts,
+		TunnelIdleTimeout:  cfg.TunnelIdleTimeout,
+		FillAhead:          int64(cfg.FillAhead),
+		ClientWriteTimeout: cfg.ClientWriteTimeout,
 	})
 	srv := proxy.NewServer(p)
 	log.Info("resumeproxy serving", "listen", ln.Addr().String(), "cache_dir", cfg.CacheDir,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"sync"
@@ -23,9 +24,16 @@ type entryBody struct {
 	src    source
 	ctx    context.Context // the client's request
 	client *aborter
-	pos    int64
-	end    int64
-	once   sync.Once
+	// rs are the entry's readers, this one among them: its fills pace
+	// themselves by where their readers are.
+	rs   *readers
+	pos  int64
+	end  int64
+	once sync.Once
+	// maxSend bounds one send to the client, so that a slow client
+	// finishes one within the write timeout: none over plain HTTP, whose
+	// sendfile reports progress when it times out; copyBufSize over TLS.
+	maxSend int64
 	// fpos is the offset of the descriptor WriteTo sends from, -1 when
 	// unknown; it saves a seek per send.
 	fpos int64
@@ -36,8 +44,17 @@ type entryBody struct {
 }
 
 func (p *Proxy) newEntryBody(req *http.Request, e *cache.Entry, r rangeutil.Range, src source) *entryBody {
-	return &entryBody{p: p, e: e, src: src, ctx: req.Context(), client: clientOf(req), pos: r.Start, end: r.End, fpos: -1}
+	b := &entryBody{p: p, e: e, src: src, ctx: req.Context(), client: clientOf(req), rs: p.readersOf(e),
+		pos: r.Start, end: r.End, fpos: -1, maxSend: math.MaxInt64}
+	if req.TLS != nil {
+		b.maxSend = copyBufSize
+	}
+	b.moved()
+	return b
 }
+
+// moved tells the entry's fills which bytes this reader has left to send.
+func (b *entryBody) moved() { b.rs.set(b, rangeutil.Range{Start: b.pos, End: b.end}) }
 
 // Read returns present bytes, waiting for fills when needed and starting
 // one for a gap nobody fetches. If the bytes cannot be had, it cuts the
@@ -74,6 +91,7 @@ func (b *entryBody) read(buf []byte) (int, error) {
 			n := int(min(int64(len(buf)), avail))
 			n, err := b.e.ReadAt(buf[:n], b.pos)
 			b.pos += int64(n)
+			b.moved()
 			return n, err
 		}
 	}
@@ -166,9 +184,12 @@ func (b *entryBody) WriteTo(w io.Writer) (int64, error) {
 		if n == 0 {
 			continue // the cache failed: b.direct is set
 		}
-		m, err := b.sendFile(w, f, n)
+		m, err := b.sendFile(w, f, min(n, b.maxSend))
 		total += m
-		if err != nil {
+		if err != nil && !(m > 0 && isTimeout(err)) { // a slow client: another window
+			if isTimeout(err) {
+				b.p.log.Info("client took nothing for client_write_timeout; cutting it", "key", b.e.Key(), "at", b.pos)
+			}
 			b.client.abort() // a failed read or a gone client: either way this response is over
 			return total, err
 		}
@@ -184,8 +205,10 @@ func (b *entryBody) sendFile(w io.Writer, f *os.File, n int64) (int64, error) {
 			return 0, fmt.Errorf("proxy: seek body file: %w", err)
 		}
 	}
+	b.client.armWrite()
 	m, err := io.Copy(w, &io.LimitedReader{R: f, N: n})
 	b.pos += m
+	b.moved()
 	b.fpos = b.pos
 	if err != nil {
 		b.fpos = -1 // unknown after a failed copy
@@ -206,6 +229,7 @@ func (b *entryBody) copyDirect(w io.Writer, pf *pauseFlush) (int64, error) {
 	pf.woke()
 	err = b.failed(err) // cuts the client, which must not overlap a flush
 	if n > 0 {
+		b.client.armWrite()
 		if _, werr := w.Write((*bp)[:n]); werr != nil {
 			return int64(n), werr
 		}
@@ -223,7 +247,9 @@ func (b *entryBody) Close() error {
 		if b.direct != nil && b.direct.body != nil {
 			b.direct.body.Close()
 		}
-		b.p.leave(b.e)
+		b.p.leave(b.e) // first: the quick-abort decision, before the fills wake
+		b.rs.remove(b)
+		b.p.dropReaders(b.e, b.rs)
 	})
 	return nil
 }

@@ -100,10 +100,18 @@ func (p *Proxy) finishFill(f *cache.Fill, e *cache.Entry, src source, err error)
 // the rest with Range and If-Match, within the retry budget; failures that
 // another attempt cannot mend (retryable) end it at once. Only the fill's
 // context, cancelled when its clients leave, ends it as context.Canceled.
+// It pauses while it is FillAhead past every reader (pace.go).
 func (p *Proxy) drive(ctx context.Context, stop *fillStop, f *cache.Fill, e *cache.Entry, body io.ReadCloser, src source) error {
+	rs := p.readersOf(e)
+	defer p.dropReaders(e, rs)
 	b := newBudget(p.opts.Retry, p.now)
 	for {
 		if body == nil {
+			// Paused without a connection, or after a failure: ask for
+			// bytes only once a reader needs them.
+			if !p.pause(ctx, rs, f, b, 0) {
+				return errWoundDown
+			}
 			var err error
 			if body, err = p.resume(ctx, rangeutil.Range{Start: f.Pos(), End: f.End()}, src); err != nil {
 				if ctx.Err() != nil || !retryable(err) {
@@ -118,7 +126,13 @@ func (p *Proxy) drive(ctx context.Context, stop *fillStop, f *cache.Fill, e *cac
 		before := f.Pos()
 		err := errWoundDown
 		if stop.track(body) {
-			err = p.copyBody(ctx, f, body)
+			err = p.copyBody(ctx, rs, f, body)
+			for errors.Is(err, errAhead) && p.pause(ctx, rs, f, b, p.linger(src)) {
+				// A reader caught up while the connection was held (or
+				// the last one left and it was wound down: copy what
+				// the kernel holds).
+				err = p.copyBody(ctx, rs, f, body)
+			}
 		}
 		body.Close()
 		stopped := !stop.track(nil)
@@ -127,6 +141,9 @@ func (p *Proxy) drive(ctx context.Context, stop *fillStop, f *cache.Fill, e *cac
 			return nil
 		case stopped, ctx.Err() != nil:
 			return errWoundDown
+		case errors.Is(err, errAhead) && src.v.resumable():
+			body = nil
+			continue // paused past the idle timeout: ask for the rest later
 		case !retryable(err), !src.v.resumable():
 			return err // the readers go on without this fill, or are cut
 		}
@@ -180,16 +197,42 @@ func (p *Proxy) resume(ctx context.Context, want rangeutil.Range, src source) (i
 	}
 }
 
+// pause holds a fill that no reader needs (readers.hold) until one does,
+// for at most linger (0: no limit). It reports whether the fill may go on:
+// false when linger passed or ctx is done. A pause is not an upstream
+// failure: the retry window starts afresh after one.
+func (p *Proxy) pause(ctx context.Context, rs *readers, f *cache.Fill, b *budget, linger time.Duration) bool {
+	goOn, waited := rs.hold(ctx, f.Pos(), f.End(), p.opts.FillAhead, linger)
+	if waited {
+		b.progress()
+	}
+	return goOn
+}
+
+// linger is how long a paused fill holds its upstream connection unread:
+// the idle timeout, after which the rest is asked for by Range; for ever
+// when the version cannot be resumed (its one body is all there is).
+func (p *Proxy) linger(src source) time.Duration {
+	if !src.v.resumable() {
+		return 0
+	}
+	return p.idleTimeout()
+}
+
 // copyBody writes body into f until f is full; nil only then. It stops
 // within one buffer of ctx being cancelled: the transport closes the
 // connection asynchronously, and a fill that went on reading would fetch
-// bytes that a newer fill has claimed.
-func (p *Proxy) copyBody(ctx context.Context, f *cache.Fill, body io.Reader) error {
+// bytes that a newer fill has claimed. It returns errAhead, before reading,
+// when no reader needs the bytes yet (rs).
+func (p *Proxy) copyBody(ctx context.Context, rs *readers, f *cache.Fill, body io.Reader) error {
 	bp := p.bufs.getFill()
 	defer p.bufs.put(bp)
 	buf := *bp
 	ub, _ := body.(*upstreamBody)
 	for pos := f.Pos(); pos < f.End(); pos = f.Pos() {
+		if !rs.needs(pos, f.End(), p.opts.FillAhead) {
+			return errAhead
+		}
 		if ub != nil && ub.at() != pos {
 			// Upstream byte k goes to offset k, or nowhere (invariant 1).
 			// Reaching this is a bug in how fills are claimed.

@@ -6,11 +6,13 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/resumeproxy/resumeproxy/cache"
 	"github.com/resumeproxy/resumeproxy/internal/testorigin"
+	"github.com/resumeproxy/resumeproxy/rangeutil"
 )
 
 // openBody starts a GET of u through the proxy with extra header lines
@@ -358,4 +361,192 @@ func TestSlowUpstreamIsFlushed(t *testing.T) {
 			})
 		}
 	})
+}
+
+// stingyClient returns a client through h's proxy whose connections have a
+// small receive buffer, so that a client that stops reading stops taking
+// bytes soon (the kernel would otherwise take several MiB on loopback).
+func (h *harness) stingyClient() *http.Client {
+	tr := h.client.Transport.(*http.Transport).Clone()
+	var d net.Dialer
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(64 << 10) // best effort: the bound below has room
+		}
+		return c, err
+	}
+	h.t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr}
+}
+
+// smallUpstreamBuffers makes the proxy's upstream connections keep a small
+// receive buffer: Linux autotunes it up to tcp_rmem's maximum (32 MiB
+// here), which a test of how far a fill runs would otherwise count.
+func (h *harness) smallUpstreamBuffers(o *Options) {
+	tr, ok := o.Transport.(*http.Transport)
+	if !ok {
+		tr = NewTransport()
+	}
+	tr = tr.Clone()
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(256 << 10)
+		}
+		return c, err
+	}
+	o.Transport = tr
+}
+
+// originSettles waits until the origin has sent nothing more of path for
+// quiet (at most 30s) and returns what it sent.
+func (h *harness) originSettles(path string, quiet time.Duration) int64 {
+	h.t.Helper()
+	last, since := h.origin.PathBodyBytes(path), time.Now()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		n := h.origin.PathBodyBytes(path)
+		if n != last {
+			last, since = n, time.Now()
+		}
+		if time.Since(since) >= quiet {
+			return n
+		}
+	}
+	h.t.Fatalf("origin still sending %s after 30s (%d bytes)", path, last)
+	return 0
+}
+
+// fillSlack is what may be fetched past FillAhead when a reader takes
+// nothing: what the proxy's send buffer to the client takes (autotuned up
+// to 4 MiB), the socket buffers between origin and proxy (small, by
+// smallUpstreamBuffers), and one fill buffer.
+const fillSlack = 8 * mib
+
+// TestClientThatReadsNothing: a client that read nothing made the proxy
+// fetch and hold its whole download, outside max_size, for as long as its
+// socket stayed open. Now the fill stops FillAhead past what the client
+// took, the client's writes time out, it is cut, and the bytes fetched
+// stay for the next request.
+func TestClientThatReadsNothing(t *testing.T) {
+	schemes(t, func(t *testing.T, s scheme) {
+		h := newSchemeHarness(t, s)
+		const ahead, timeout = 4 * mib, time.Second
+		h.withOpts(func(o *Options) {
+			o.FillAhead, o.ClientWriteTimeout = ahead, timeout
+			h.smallUpstreamBuffers(o)
+		})
+		const size = 64 * mib
+		u := h.set("/f", testorigin.Resource{Size: size, CacheControl: "max-age=600"})
+		resp, err := h.stingyClient().Get(u)
+		if err != nil {
+			t.Fatalf("GET: %v", err)
+		}
+		defer resp.Body.Close()
+		sent := h.originSettles("/f", 500*time.Millisecond)
+		t.Logf("origin sent %.1f MiB to a client that read nothing", float64(sent)/mib)
+		if sent > ahead+fillSlack {
+			t.Fatalf("origin sent %d bytes for a client that read nothing, want ≤ %d (fill_ahead %d + buffers)", sent, ahead+fillSlack, int64(ahead))
+		}
+		time.Sleep(3 * timeout) // the proxy's writes time out meanwhile
+		n, err := io.Copy(io.Discard, resp.Body)
+		if err == nil {
+			t.Fatalf("client that read nothing for %v got a clean body of %d bytes, want a cut", 3*timeout, n)
+		}
+		t.Logf("client cut after %d bytes: %v", n, err)
+		h.origin.ResetCounts()
+		r := h.get(u)
+		wantBody(t, "next client", r, 200, 0, 0, size)
+		wantXCache(t, "next client", r, xPartial)
+		if again := h.origin.BodyBytes(); again >= size {
+			t.Errorf("origin sent %d bytes to the next client, want fewer than %d: the bytes fetched stay", again, int64(size))
+		}
+	})
+}
+
+// TestSlowReaderCatchesUp: a fill paused FillAhead past its only reader
+// goes on when the reader catches up: on the connection it held, or, after
+// a pause longer than the idle timeout, by asking for the rest with Range.
+// The client gets the whole body, and the origin sends it once, plus, for
+// each connection dropped, what that connection had buffered.
+func TestSlowReaderCatchesUp(t *testing.T) {
+	schemes(t, func(t *testing.T, s scheme) {
+		for _, c := range []struct {
+			name    string
+			idle    time.Duration
+			dropped bool
+		}{
+			{"connection held", time.Minute, false},
+			{"connection dropped", 200 * time.Millisecond, true},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				h := newSchemeHarness(t, s)
+				const ahead = 4 * mib
+				h.withOpts(func(o *Options) {
+					o.FillAhead, o.IdleTimeout = ahead, c.idle
+					h.smallUpstreamBuffers(o)
+				})
+				const size = 48 * mib
+				u := h.set("/f", testorigin.Resource{Size: size, CacheControl: "max-age=600"})
+				resp, err := h.stingyClient().Get(u)
+				if err != nil {
+					t.Fatalf("GET: %v", err)
+				}
+				defer resp.Body.Close()
+				if sent := h.originSettles("/f", 500*time.Millisecond); sent > ahead+fillSlack {
+					t.Fatalf("origin sent %d bytes before the client read, want ≤ %d", sent, ahead+fillSlack)
+				}
+				sum := sha256.New()
+				n, err := io.Copy(sum, resp.Body)
+				wantBody(t, "slow reader", result{status: resp.StatusCode, n: n, sum: hex.EncodeToString(sum.Sum(nil)), err: err}, 200, 0, 0, size)
+				sent, requests := h.origin.BodyBytes(), int64(len(h.origin.Requests("/f")))
+				t.Logf("origin sent %d bytes more than the file, in %d requests", sent-size, requests)
+				// A dropped connection costs what its socket buffers held
+				// (256 KiB each way, smallUpstreamBuffers) and the
+				// transport's: well under 2 MiB.
+				if sent < size || sent > size+(requests-1)*2*mib {
+					t.Errorf("origin sent %d body bytes in %d requests, want %d plus at most 2 MiB per dropped connection", sent, requests, int64(size))
+				}
+				if dropped := requests > 1; dropped != c.dropped {
+					t.Errorf("origin saw %d requests; want the paused connection dropped: %v", requests, c.dropped)
+				}
+			})
+		}
+	})
+}
+
+// TestNeeded: whether a fill at pos (its span ending at end) runs, given
+// what its readers have left to send.
+func TestNeeded(t *testing.T) {
+	const ahead = 10
+	rd := func(spans ...rangeutil.Range) map[*entryBody]rangeutil.Range {
+		m := map[*entryBody]rangeutil.Range{}
+		for _, s := range spans {
+			m[&entryBody{}] = s
+		}
+		return m
+	}
+	r := func(a, b int64) rangeutil.Range { return rangeutil.Range{Start: a, End: b} }
+	for _, c := range []struct {
+		name     string
+		at       map[*entryBody]rangeutil.Range
+		pos, end int64
+		want     bool
+	}{
+		{"no readers (background finish)", rd(), 50, 100, true},
+		{"reader within ahead", rd(r(45, 100)), 50, 100, true},
+		{"reader exactly ahead behind", rd(r(40, 100)), 50, 100, true},
+		{"reader further behind", rd(r(39, 100)), 50, 100, false},
+		{"reader waiting ahead of the fill", rd(r(70, 100)), 50, 100, true},
+		{"reader beyond the span", rd(r(100, 200)), 50, 100, false},
+		{"reader done with these bytes", rd(r(45, 50)), 50, 100, false},
+		{"slow and fast reader", rd(r(0, 100), r(45, 100)), 50, 100, true},
+		{"two slow readers", rd(r(0, 100), r(20, 100)), 50, 100, false},
+		{"finished reader", rd(r(100, 100)), 50, 100, false},
+	} {
+		if got := needed(c.at, c.pos, c.end, ahead); got != c.want {
+			t.Errorf("needed(%s, pos %d, end %d, ahead %d) = %v, want %v", c.name, c.pos, c.end, ahead, got, c.want)
+		}
+	}
 }

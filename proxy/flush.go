@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"net/http"
 	"sync"
 	"time"
 )
@@ -21,13 +20,28 @@ import (
 // that a flowing download is not flushed between reads.
 const flushDelay = 5 * time.Millisecond
 
-// flush sends what the client's response holds, headers included, now. A
-// failed flush shows in the next write.
+// flush sends what the client's response holds, headers included, now,
+// within the write timeout. A failed flush shows in the next write.
 func (a *aborter) flush() {
 	if a == nil {
 		return
 	}
-	_ = http.NewResponseController(a.w).Flush()
+	a.armWrite()
+	_ = a.rc.Flush()
+}
+
+// armWrite gives the next write to the client writeTimeout to complete.
+// A client that takes nothing for that long (it reads nothing, or is
+// gone without a word) fails the write; its response is cut and it counts
+// as having left (quick abort), instead of pinning its download for as
+// long as its socket stays open. Each write arms it afresh, and a
+// response's last deadline stays for net/http's final flush; the next
+// request on the connection starts without one (Proxy.ServeHTTP).
+func (a *aborter) armWrite() {
+	if a == nil || a.writeTimeout <= 0 {
+		return
+	}
+	_ = a.rc.SetWriteDeadline(time.Now().Add(a.writeTimeout))
 }
 
 // pauseFlush flushes a client's response while the goroutine copying into

@@ -71,6 +71,15 @@ type Options struct {
 	// TunnelIdleTimeout closes a tunnel in which no byte moved either way
 	// for this long. Default 5m.
 	TunnelIdleTimeout time.Duration
+	// FillAhead is how far a download may run ahead of the fastest client
+	// reading it; that far ahead it pauses until a client catches up. It
+	// bounds what a client that reads nothing costs. Default 64 MiB.
+	FillAhead int64
+	// ClientWriteTimeout bounds each write to a client: at most 256 KiB,
+	// or a sendfile that makes no progress. A client that takes nothing
+	// for this long is cut, and counts as having left (QuickAbort).
+	// Default 1m.
+	ClientWriteTimeout time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -89,6 +98,8 @@ func (o *Options) setDefaults() {
 		o.ConnectPorts = []int{443}
 	}
 	o.TunnelIdleTimeout = cmp.Or(o.TunnelIdleTimeout, 5*time.Minute)
+	o.FillAhead = cmp.Or(o.FillAhead, 64<<20)
+	o.ClientWriteTimeout = cmp.Or(o.ClientWriteTimeout, time.Minute)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -138,13 +149,18 @@ type Proxy struct {
 	// flightsMu guards flights: the cold fetches under way, by key.
 	flightsMu sync.Mutex
 	flights   map[string]*flight
+
+	// readersMu guards readers: the clients reading each live entry that
+	// has a reader or a fill (pace.go).
+	readersMu sync.Mutex
+	readers   map[*cache.Entry]*readers
 }
 
 // New returns a Proxy over opts.Store.
 func New(opts Options) *Proxy {
 	opts.setDefaults()
 	p := &Proxy{opts: opts, store: opts.Store, log: opts.Logger, now: time.Now, flights: map[string]*flight{},
-		bufs: newBuffers()}
+		readers: map[*cache.Entry]*readers{}, bufs: newBuffers()}
 	gp := goproxy.NewProxyHttpServer()
 	gp.KeepAcceptEncoding = true // byte ranges must address the encoded body as stored
 	gp.KeepHeader = true         // we remove hop-by-hop fields ourselves, all of them
@@ -195,11 +211,15 @@ func (p *Proxy) Close() error {
 // reachable from response bodies, so that a body that cannot be completed
 // cuts it (DESIGN invariant 4).
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	// The previous response on this connection may have left a write
+	// deadline (aborter.armWrite); this one starts without.
+	_ = rc.SetWriteDeadline(time.Time{})
 	if r.Method == http.MethodConnect {
 		p.serveConnect(w, r)
 		return
 	}
-	ab := &aborter{w: w}
+	ab := &aborter{w: w, rc: rc, writeTimeout: p.opts.ClientWriteTimeout}
 	p.gp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), aborterKey{}, ab)))
 }
 
@@ -255,7 +275,7 @@ func (p *Proxy) passThrough(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Res
 		p.log.Warn("upstream request failed", "url", req.URL.String(), "err", err)
 		return upstreamErrorResponse(req, err), nil
 	}
-	resp.Body = &abortOnError{ReadCloser: resp.Body, client: clientOf(req), bufs: p.bufs}
+	resp.Body = &abortOnError{ReadCloser: resp.Body, client: clientOf(req), bufs: p.bufs, log: p.log}
 	return resp, nil
 }
 

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Outcomes of upstream exchanges that callers branch on.
@@ -71,6 +73,9 @@ type aborterKey struct{}
 type aborter struct {
 	once sync.Once
 	w    http.ResponseWriter
+	rc   *http.ResponseController // of w
+	// writeTimeout bounds each write to the client (armWrite); 0: none.
+	writeTimeout time.Duration
 }
 
 func (a *aborter) abort() {
@@ -97,7 +102,8 @@ func clientOf(req *http.Request) *aborter {
 type abortOnError struct {
 	io.ReadCloser
 	client *aborter
-	bufs   *buffers // for WriteTo
+	bufs   *buffers     // for WriteTo
+	log    *slog.Logger // for a client that takes nothing
 }
 
 // WriteTo copies the body to w (the client's response) through a pooled
@@ -119,9 +125,13 @@ func (b *abortOnError) WriteTo(w io.Writer) (int64, error) {
 		n, err := b.ReadCloser.Read(buf)
 		pf.woke()
 		if n > 0 {
+			b.client.armWrite()
 			m, werr := w.Write(buf[:n])
 			total += int64(m)
 			if werr != nil {
+				if isTimeout(werr) {
+					b.log.Info("client took nothing for client_write_timeout; cutting it", "at", total, "err", werr)
+				}
 				return total, werr
 			}
 		}

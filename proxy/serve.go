@@ -396,7 +396,7 @@ func (p *Proxy) relay(req *http.Request, resp *http.Response, cancel context.Can
 		resp.Header.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
 	unhook := context.AfterFunc(req.Context(), cancel)
-	resp.Body = &relayBody{abortOnError{ReadCloser: resp.Body, client: clientOf(req), bufs: p.bufs}, cancel, unhook}
+	resp.Body = &relayBody{abortOnError{ReadCloser: resp.Body, client: clientOf(req), bufs: p.bufs, log: p.log}, cancel, unhook}
 	return resp
 }
 

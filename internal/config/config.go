@@ -51,6 +51,18 @@ type Config struct {
 	Upstream Upstream `yaml:"upstream"`
 	// QuickAbort decides what happens to a download its last client left.
 	QuickAbort QuickAbort `yaml:"quick_abort"`
+	// FillAhead is how far a download may run ahead of the fastest client
+	// reading it: that far ahead it pauses until a client catches up
+	// (holding its upstream connection for up to upstream.idle_timeout,
+	// then asking for the rest by Range). A client that reads nothing
+	// costs at most this much plus socket buffers. At least 1MiB.
+	// Default 64MiB.
+	FillAhead Size `yaml:"fill_ahead"`
+	// ClientWriteTimeout cuts a client that takes nothing for this long:
+	// a write to it (at most 256KiB; a sendfile that makes progress gets
+	// more time) that does not complete. It counts as the client leaving,
+	// so quick_abort applies. Default 1m.
+	ClientWriteTimeout time.Duration `yaml:"client_write_timeout"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
 	// ConnectPorts are the ports a CONNECT may reach; others get 403, with
@@ -140,6 +152,9 @@ func Default() Config {
 		ConnectPorts:      []int{443},
 		TunnelIdleTimeout: 5 * time.Minute,
 		MITM:              MITM{Hosts: []string{"*"}, Bypass: []string{}, LeafCache: 1000},
+
+		FillAhead:          64 << 20,
+		ClientWriteTimeout: time.Minute,
 	}
 }
 
@@ -191,13 +206,16 @@ func (c Config) Validate() error {
 		key string
 		v   time.Duration
 	}{
-		{"partial_ttl", c.PartialTTL},
+		{"partial_ttl", c.PartialTTL}, {"client_write_timeout", c.ClientWriteTimeout},
 		{"upstream.retry_window", u.RetryWindow}, {"upstream.backoff_initial", u.BackoffInitial},
 		{"upstream.backoff_max", u.BackoffMax}, {"upstream.idle_timeout", u.IdleTimeout},
 	} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %v", d.key, d.v))
 		}
+	}
+	if c.FillAhead < 1<<20 { // below one fill buffer a download would pause after every read
+		errs = append(errs, fmt.Errorf("fill_ahead: %d is below 1MiB", c.FillAhead))
 	}
 	q := c.QuickAbort
 	if q.FinishAbovePercent < 0 || q.FinishAbovePercent > 100 {
