@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"sync"
@@ -18,14 +19,21 @@ import (
 // from the file, not from the upstream, keeps a slow client from slowing the
 // fill and lets any number of clients share one fill.
 type entryBody struct {
-	p     *Proxy
-	e     *cache.Entry
-	src   source
-	ctx   context.Context // the client's request
-	abort func()
-	pos   int64
-	end   int64
-	once  sync.Once
+	p      *Proxy
+	e      *cache.Entry
+	src    source
+	ctx    context.Context // the client's request
+	client *aborter
+	// rs are the entry's readers, this one among them: its fills pace
+	// themselves by where their readers are.
+	rs   *readers
+	pos  int64
+	end  int64
+	once sync.Once
+	// maxSend bounds one send to the client, so that a slow client
+	// finishes one within the write timeout: none over plain HTTP, whose
+	// sendfile reports progress when it times out; copyBufSize over TLS.
+	maxSend int64
 	// fpos is the offset of the descriptor WriteTo sends from, -1 when
 	// unknown; it saves a seek per send.
 	fpos int64
@@ -36,8 +44,17 @@ type entryBody struct {
 }
 
 func (p *Proxy) newEntryBody(req *http.Request, e *cache.Entry, r rangeutil.Range, src source) *entryBody {
-	return &entryBody{p: p, e: e, src: src, ctx: req.Context(), abort: abortFor(req), pos: r.Start, end: r.End, fpos: -1}
+	b := &entryBody{p: p, e: e, src: src, ctx: req.Context(), client: clientOf(req), rs: p.readersOf(e),
+		pos: r.Start, end: r.End, fpos: -1, maxSend: math.MaxInt64}
+	if req.TLS != nil {
+		b.maxSend = copyBufSize
+	}
+	b.moved()
+	return b
 }
+
+// moved tells the entry's fills which bytes this reader has left to send.
+func (b *entryBody) moved() { b.rs.set(b, rangeutil.Range{Start: b.pos, End: b.end}) }
 
 // Read returns present bytes, waiting for fills when needed and starting
 // one for a gap nobody fetches. If the bytes cannot be had, it cuts the
@@ -59,7 +76,7 @@ func (b *entryBody) failed(err error) error {
 		b.p.log.Debug("client went away", "key", clip(b.e.Key()), "at", b.pos)
 	default:
 		b.p.log.Warn("cannot complete response; cutting client connection", "key", clip(b.e.Key()), "at", b.pos, "err", clipErr(err))
-		b.abort()
+		b.client.abort()
 	}
 	return err
 }
@@ -74,6 +91,7 @@ func (b *entryBody) read(buf []byte) (int, error) {
 			n := int(min(int64(len(buf)), avail))
 			n, err := b.e.ReadAt(buf[:n], b.pos)
 			b.pos += int64(n)
+			b.moved()
 			return n, err
 		}
 	}
@@ -82,7 +100,9 @@ func (b *entryBody) read(buf []byte) (int, error) {
 
 // await waits until the bytes at pos are present and returns how many are,
 // up to end. It returns 0 and no error when the cache cannot store them
-// (b.direct is set then, and the rest comes straight from upstream).
+// (b.direct is set then, and the rest comes straight from upstream). Before
+// it waits, it flushes the client's response: headers and bytes sent so
+// far must not wait for bytes that have not come.
 func (b *entryBody) await() (int64, error) {
 	var waited *cache.Fill
 	for {
@@ -122,6 +142,7 @@ func (b *entryBody) await() (int64, error) {
 			b.p.startContinuation(f, b.e, b.src)
 		}
 		waited = f
+		b.client.flush()
 		select {
 		case <-changed:
 		case <-b.ctx.Done():
@@ -143,10 +164,13 @@ func (b *entryBody) WriteTo(w io.Writer) (int64, error) {
 	}
 	defer f.Close()
 	b.fpos = -1 // a new descriptor
+	// pf flushes while bytes straight from upstream (b.direct) are late.
+	pf := newPauseFlush(b.client)
+	defer pf.stop()
 	var total int64
 	for b.pos < b.end {
 		if b.direct != nil {
-			m, err := b.copyDirect(w)
+			m, err := b.copyDirect(w, pf)
 			total += m
 			if err != nil {
 				return total, err
@@ -160,10 +184,13 @@ func (b *entryBody) WriteTo(w io.Writer) (int64, error) {
 		if n == 0 {
 			continue // the cache failed: b.direct is set
 		}
-		m, err := b.sendFile(w, f, n)
+		m, err := b.sendFile(w, f, min(n, b.maxSend))
 		total += m
-		if err != nil {
-			b.abort() // a failed read or a gone client: either way this response is over
+		if err != nil && !(m > 0 && isTimeout(err)) { // a slow client: another window
+			if isTimeout(err) {
+				b.p.log.Info("client took nothing for client_write_timeout; cutting it", "key", b.e.Key(), "at", b.pos)
+			}
+			b.client.abort() // a failed read or a gone client: either way this response is over
 			return total, err
 		}
 	}
@@ -178,8 +205,10 @@ func (b *entryBody) sendFile(w io.Writer, f *os.File, n int64) (int64, error) {
 			return 0, fmt.Errorf("proxy: seek body file: %w", err)
 		}
 	}
+	b.client.armWrite()
 	m, err := io.Copy(w, &io.LimitedReader{R: f, N: n})
 	b.pos += m
+	b.moved()
 	b.fpos = b.pos
 	if err != nil {
 		b.fpos = -1 // unknown after a failed copy
@@ -190,13 +219,17 @@ func (b *entryBody) sendFile(w io.Writer, f *os.File, n int64) (int64, error) {
 	return m, err
 }
 
-// copyDirect moves one Read's worth of bytes that come straight from
-// upstream.
-func (b *entryBody) copyDirect(w io.Writer) (int64, error) {
+// copyDirect moves one read's worth of bytes that come straight from
+// upstream, flushing the response if the upstream pauses.
+func (b *entryBody) copyDirect(w io.Writer, pf *pauseFlush) (int64, error) {
 	bp := b.p.bufs.get()
 	defer b.p.bufs.put(bp)
-	n, err := b.Read(*bp)
+	pf.wait()
+	n, err := b.readDirect(*bp)
+	pf.woke()
+	err = b.failed(err) // cuts the client, which must not overlap a flush
 	if n > 0 {
+		b.client.armWrite()
 		if _, werr := w.Write((*bp)[:n]); werr != nil {
 			return int64(n), werr
 		}
@@ -214,7 +247,9 @@ func (b *entryBody) Close() error {
 		if b.direct != nil && b.direct.body != nil {
 			b.direct.body.Close()
 		}
-		b.p.leave(b.e)
+		b.p.leave(b.e) // first: the quick-abort decision, before the fills wake
+		b.rs.remove(b)
+		b.p.dropReaders(b.e, b.rs)
 	})
 	return nil
 }
@@ -234,7 +269,7 @@ func (b *entryBody) readDirect(buf []byte) (int, error) {
 		if d.body == nil {
 			body, err := b.p.resume(b.ctx, rangeutil.Range{Start: b.pos, End: b.end}, b.src, b.e)
 			if err != nil {
-				if errors.Is(err, errChanged) || !d.budget.wait(b.ctx) {
+				if !retryable(err) || !d.budget.wait(b.ctx) {
 					return 0, fmt.Errorf("proxy: uncached continuation at byte %d: %w", b.pos, err)
 				}
 				continue

@@ -140,7 +140,10 @@ func (p *Proxy) finishFill(f *cache.Fill, e *cache.Entry, src source, err error)
 	case errors.Is(err, errChanged), !src.v.resumable():
 		p.log.Warn("upstream changed or cannot resume; dropping entry", "url", clip(src.url.Redacted()), "at", f.Pos(), "err", clipErr(err))
 		e.Drop()
-	case errors.Is(err, context.Canceled):
+	case gone(err):
+		p.log.Warn("upstream says the resource is gone; dropping entry", "url", clip(src.url.Redacted()), "at", f.Pos(), "err", clipErr(err))
+		e.Drop()
+	case errors.Is(err, context.Canceled): // the fill's context: its clients left
 		p.log.Info("download abandoned by its clients; keeping partial", "url", clip(src.url.Redacted()), "at", f.Pos())
 	case errors.Is(err, cache.ErrStorage):
 		// The store logged the cause; the readers fetch the rest directly.
@@ -156,14 +159,24 @@ func (p *Proxy) finishFill(f *cache.Fill, e *cache.Entry, src source, err error)
 
 // drive copies upstream bytes into f until it is full. body is the first
 // upstream body (nil to ask for one). After a failure mid-body it asks for
-// the rest with Range and If-Match, within the retry budget.
+// the rest with Range and If-Match, within the retry budget; failures that
+// another attempt cannot mend (retryable) end it at once. Only the fill's
+// context, cancelled when its clients leave, ends it as context.Canceled.
+// It pauses while it is FillAhead past every reader (pace.go).
 func (p *Proxy) drive(ctx context.Context, stop *fillStop, f *cache.Fill, e *cache.Entry, body io.ReadCloser, src source) error {
+	rs := p.readersOf(e)
+	defer p.dropReaders(e, rs)
 	b := newBudget(p.opts.Retry, p.now)
 	for {
 		if body == nil {
+			// Paused without a connection, or after a failure: ask for
+			// bytes only once a reader needs them.
+			if !p.pause(ctx, rs, f, b, 0) {
+				return errWoundDown
+			}
 			var err error
 			if body, err = p.resume(ctx, rangeutil.Range{Start: f.Pos(), End: f.End()}, src, e); err != nil {
-				if errors.Is(err, errChanged) || ctx.Err() != nil {
+				if ctx.Err() != nil || !retryable(err) {
 					return errors.Join(err, ctx.Err())
 				}
 				if !b.wait(ctx) {
@@ -175,22 +188,31 @@ func (p *Proxy) drive(ctx context.Context, stop *fillStop, f *cache.Fill, e *cac
 		before := f.Pos()
 		err := errWoundDown
 		if stop.track(body) {
-			err = p.copyBody(ctx, f, body)
+			err = p.copyBody(ctx, rs, f, body)
+			for errors.Is(err, errAhead) && p.pause(ctx, rs, f, b, p.linger(src)) {
+				// A reader caught up while the connection was held (or
+				// the last one left and it was wound down: copy what
+				// the kernel holds).
+				err = p.copyBody(ctx, rs, f, body)
+			}
 		}
 		body.Close()
-		body = nil
 		stopped := !stop.track(nil)
 		switch {
 		case err == nil:
 			return nil
 		case stopped, ctx.Err() != nil:
 			return errWoundDown
-		case errors.Is(err, cache.ErrObsolete), errors.Is(err, cache.ErrStorage), !src.v.resumable():
-			return err // retrying cannot help: the readers go on without this fill
+		case errors.Is(err, errAhead) && src.v.resumable():
+			body = nil
+			continue // paused past the idle timeout: ask for the rest later
+		case !retryable(err), !src.v.resumable():
+			return err // the readers go on without this fill, or are cut
 		}
 		if f.Pos() > before {
-			b.progress()
+			b.progressAt(lastByte(body))
 		}
+		body = nil
 		p.log.Info("upstream body failed; resuming", "url", clip(src.url.Redacted()), "at", f.Pos(), "err", clipErr(err))
 		if !b.wait(ctx) {
 			return fmt.Errorf("proxy: giving up on %s at byte %d after %d attempts: %w", src.url.Redacted(), f.Pos(), b.attempts, err)
@@ -243,16 +265,42 @@ func (p *Proxy) resume(ctx context.Context, want rangeutil.Range, src source, ha
 	}
 }
 
+// pause holds a fill that no reader needs (readers.hold) until one does,
+// for at most linger (0: no limit). It reports whether the fill may go on:
+// false when linger passed or ctx is done. A pause is not an upstream
+// failure: the retry window starts afresh after one.
+func (p *Proxy) pause(ctx context.Context, rs *readers, f *cache.Fill, b *budget, linger time.Duration) bool {
+	goOn, waited := rs.hold(ctx, f.Pos(), f.End(), p.opts.FillAhead, linger)
+	if waited {
+		b.progress()
+	}
+	return goOn
+}
+
+// linger is how long a paused fill holds its upstream connection unread:
+// the idle timeout, after which the rest is asked for by Range; for ever
+// when the version cannot be resumed (its one body is all there is).
+func (p *Proxy) linger(src source) time.Duration {
+	if !src.v.resumable() {
+		return 0
+	}
+	return p.idleTimeout()
+}
+
 // copyBody writes body into f until f is full; nil only then. It stops
 // within one buffer of ctx being cancelled: the transport closes the
 // connection asynchronously, and a fill that went on reading would fetch
-// bytes that a newer fill has claimed.
-func (p *Proxy) copyBody(ctx context.Context, f *cache.Fill, body io.Reader) error {
+// bytes that a newer fill has claimed. It returns errAhead, before reading,
+// when no reader needs the bytes yet (rs).
+func (p *Proxy) copyBody(ctx context.Context, rs *readers, f *cache.Fill, body io.Reader) error {
 	bp := p.bufs.getFill()
 	defer p.bufs.put(bp)
 	buf := *bp
 	ub, _ := body.(*upstreamBody)
 	for pos := f.Pos(); pos < f.End(); pos = f.Pos() {
+		if !rs.needs(pos, f.End(), p.opts.FillAhead) {
+			return errAhead
+		}
 		if ub != nil && ub.at() != pos {
 			// Upstream byte k goes to offset k, or nowhere (invariant 1).
 			// Reaching this is a bug in how fills are claimed.
@@ -291,8 +339,12 @@ func newBudget(r Retry, now func() time.Time) *budget {
 	return &budget{r: r, now: now, since: now(), backoff: r.InitialBackoff}
 }
 
-func (b *budget) progress() {
-	b.attempts, b.since, b.backoff = 0, b.now(), b.r.InitialBackoff
+func (b *budget) progress() { b.progressAt(b.now()) }
+
+// progressAt records that a byte arrived at t: the window runs from the
+// last byte, not from when its loss was noticed.
+func (b *budget) progressAt(t time.Time) {
+	b.attempts, b.since, b.backoff = 0, t, b.r.InitialBackoff
 }
 
 // wait sleeps before the next attempt; false when the budget is spent or
@@ -311,6 +363,15 @@ func (b *budget) wait(ctx context.Context) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// lastByte returns when body last delivered a byte (now, for a body that
+// does not tell).
+func lastByte(body io.Reader) time.Time {
+	if ub, ok := body.(*upstreamBody); ok {
+		return ub.lastByte
+	}
+	return time.Now()
 }
 
 // setStart records which byte of the representation an upstream body

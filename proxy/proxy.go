@@ -26,7 +26,9 @@ import (
 
 // Retry bounds how the proxy resumes an upstream body that failed. Counts
 // and time restart whenever a byte arrives, so a download that keeps making
-// progress is never abandoned.
+// progress is never abandoned. Only failures another attempt may mend are
+// retried: no response, a dropped or stalled body, 5xx, 429, 408; a final
+// status (404, 410, 403, ...) cuts the client at once.
 type Retry struct {
 	// Attempts is how many times in a row a fill is retried without progress.
 	// Default 8.
@@ -53,7 +55,9 @@ type Options struct {
 	// Retry bounds resumption of failed upstream bodies.
 	Retry Retry
 	// IdleTimeout is how long an upstream body may send nothing before it
-	// counts as dropped. Default 30s.
+	// counts as dropped (and is resumed). It is never longer than
+	// Retry.MaxElapsed: a stall past the window is given up at the
+	// window. Default 30s.
 	IdleTimeout time.Duration
 	// QuickAbort decides what happens to a download when its last client
 	// leaves. The zero value stops it and keeps the bytes so far.
@@ -79,6 +83,15 @@ type Options struct {
 	// listener): requests and CONNECTs to them, and dials that resolve to
 	// them, would loop and get 508. Default none.
 	Self []netip.AddrPort
+	// FillAhead is how far a download may run ahead of the fastest client
+	// reading it; that far ahead it pauses until a client catches up. It
+	// bounds what a client that reads nothing costs. Default 64 MiB.
+	FillAhead int64
+	// ClientWriteTimeout bounds each write to a client: at most 256 KiB,
+	// or a sendfile that makes no progress. A client that takes nothing
+	// for this long is cut, and counts as having left (QuickAbort).
+	// Default 1m.
+	ClientWriteTimeout time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -94,6 +107,8 @@ func (o *Options) setDefaults() {
 		o.ConnectPorts = []int{443}
 	}
 	o.TunnelIdleTimeout = cmp.Or(o.TunnelIdleTimeout, 5*time.Minute)
+	o.FillAhead = cmp.Or(o.FillAhead, 64<<20)
+	o.ClientWriteTimeout = cmp.Or(o.ClientWriteTimeout, time.Minute)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -154,6 +169,11 @@ type Proxy struct {
 	// flightsMu guards flights: the cold fetches under way, by key.
 	flightsMu sync.Mutex
 	flights   map[string]*flight
+
+	// readersMu guards readers: the clients reading each live entry that
+	// has a reader or a fill (pace.go).
+	readersMu sync.Mutex
+	readers   map[*cache.Entry]*readers
 }
 
 // New returns a Proxy over opts.Store.
@@ -162,7 +182,8 @@ func New(opts Options) *Proxy {
 	p := &Proxy{opts: opts, store: opts.Store, log: opts.Logger, now: time.Now, flights: map[string]*flight{},
 		bufs: newBuffers(), access: cmp.Or(opts.Access, access.Loopback()),
 		deniedLog: access.NewThrottle(refusalLogEvery, refusalLogMax),
-		authLog:   access.NewThrottle(refusalLogEvery, refusalLogMax)}
+		authLog:   access.NewThrottle(refusalLogEvery, refusalLogMax),
+		readers:   map[*cache.Entry]*readers{}}
 	p.opts.Transport = p.guardTransport(opts.Transport)
 	gp := goproxy.NewProxyHttpServer()
 	gp.KeepAcceptEncoding = true // byte ranges must address the encoded body as stored
@@ -228,11 +249,15 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request) {
 	if p.refuseLoop(w, r) {
 		return
 	}
+	rc := http.NewResponseController(w)
+	// The previous response on this connection may have left a write
+	// deadline (aborter.armWrite); this one starts without.
+	_ = rc.SetWriteDeadline(time.Time{})
 	if r.Method == http.MethodConnect {
 		p.serveConnect(w, r)
 		return
 	}
-	ab := &aborter{w: w}
+	ab := &aborter{w: w, rc: rc, writeTimeout: p.opts.ClientWriteTimeout}
 	p.gp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), aborterKey{}, ab)))
 }
 
@@ -291,7 +316,7 @@ func (p *Proxy) passThrough(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Res
 	if err := checkPartialAnswer(req.Header.Get("Range"), resp); err != nil {
 		return p.refuseAnswer(req, resp, nil, err), nil
 	}
-	resp.Body = &abortOnError{ReadCloser: resp.Body, abort: abortFor(req), bufs: p.bufs}
+	resp.Body = &abortOnError{ReadCloser: resp.Body, client: clientOf(req), bufs: p.bufs, log: p.log}
 	return resp, nil
 }
 

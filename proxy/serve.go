@@ -416,6 +416,10 @@ func bodyExtent(resp *http.Response) (rangeutil.Range, int64, error) {
 }
 
 // relay passes an upstream response to the client without storing it.
+// cancel ends its upstream request; it runs when the body is closed or as
+// soon as the client goes, whichever is first: nothing is kept of a relayed
+// body, so it must not outlive its client (a stalled or slow upstream would
+// otherwise hold the request until the idle timeout, or for ever).
 func (p *Proxy) relay(req *http.Request, resp *http.Response, cancel context.CancelFunc) *http.Response {
 	removeHopByHop(resp.Header)
 	addVia(resp.Header, p.opts.Name)
@@ -423,16 +427,22 @@ func (p *Proxy) relay(req *http.Request, resp *http.Response, cancel context.Can
 	if resp.ContentLength >= 0 {
 		resp.Header.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
-	resp.Body = &relayBody{abortOnError{ReadCloser: resp.Body, abort: abortFor(req), bufs: p.bufs}, cancel}
+	unhook := context.AfterFunc(req.Context(), cancel)
+	resp.Body = &relayBody{abortOnError{ReadCloser: resp.Body, client: clientOf(req), bufs: p.bufs, log: p.log}, cancel, unhook}
 	return resp
 }
 
+// relayBody is a relayed upstream body; closing it ends the upstream
+// request.
 type relayBody struct {
 	abortOnError
 	cancel context.CancelFunc
+	// unhook stops cancel from running when the client goes.
+	unhook func() bool
 }
 
 func (b *relayBody) Close() error {
+	b.unhook()
 	err := b.ReadCloser.Close()
 	b.cancel()
 	return err

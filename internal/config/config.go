@@ -55,6 +55,18 @@ type Config struct {
 	Upstream Upstream `yaml:"upstream"`
 	// QuickAbort decides what happens to a download its last client left.
 	QuickAbort QuickAbort `yaml:"quick_abort"`
+	// FillAhead is how far a download may run ahead of the fastest client
+	// reading it: that far ahead it pauses until a client catches up
+	// (holding its upstream connection for up to upstream.idle_timeout,
+	// then asking for the rest by Range). A client that reads nothing
+	// costs at most this much plus socket buffers. At least 1MiB.
+	// Default 64MiB.
+	FillAhead Size `yaml:"fill_ahead"`
+	// ClientWriteTimeout cuts a client that takes nothing for this long:
+	// a write to it (at most 256KiB; a sendfile that makes progress gets
+	// more time) that does not complete. It counts as the client leaving,
+	// so quick_abort applies. Default 1m.
+	ClientWriteTimeout time.Duration `yaml:"client_write_timeout"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
 	// ConnectPorts are the ports a CONNECT may reach; others get 403, with
@@ -114,7 +126,10 @@ type MITM struct {
 // Upstream configures requests to origin servers and resumption.
 type Upstream struct {
 	// Retries is how many times in a row a dropped download is retried
-	// without receiving a byte before the client is cut. Default 8.
+	// without receiving a byte before the client is cut. Only failures a
+	// retry may mend count (no answer, a dropped or stalled body, 5xx,
+	// 429, 408); a final status such as 404 cuts the client at once.
+	// Default 8.
 	Retries int `yaml:"retries"`
 	// RetryWindow is how long a download may go without a byte before it is
 	// given up. Default 2m.
@@ -123,8 +138,8 @@ type Upstream struct {
 	BackoffInitial time.Duration `yaml:"backoff_initial"`
 	// BackoffMax caps the pause between retries. Default 10s.
 	BackoffMax time.Duration `yaml:"backoff_max"`
-	// IdleTimeout is how long a body may stall before it counts as dropped.
-	// Default 30s.
+	// IdleTimeout is how long a body may stall before it counts as dropped
+	// (and is resumed); never longer than RetryWindow. Default 30s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
@@ -162,8 +177,10 @@ func Default() Config {
 		ConnectPorts:      []int{443},
 		TunnelIdleTimeout: 5 * time.Minute,
 		MITM:              MITM{Hosts: []string{"*"}, Bypass: []string{}, LeafCache: 1000},
-		Allow:             slices.Clone(access.LoopbackCIDRs),
-		Auth:              Auth{Users: map[string]string{}},
+		Allow:              slices.Clone(access.LoopbackCIDRs),
+		Auth:               Auth{Users: map[string]string{}},
+		FillAhead:          64 << 20,
+		ClientWriteTimeout: time.Minute,
 	}
 }
 
@@ -215,13 +232,16 @@ func (c Config) Validate() error {
 		key string
 		v   time.Duration
 	}{
-		{"partial_ttl", c.PartialTTL},
+		{"partial_ttl", c.PartialTTL}, {"client_write_timeout", c.ClientWriteTimeout},
 		{"upstream.retry_window", u.RetryWindow}, {"upstream.backoff_initial", u.BackoffInitial},
 		{"upstream.backoff_max", u.BackoffMax}, {"upstream.idle_timeout", u.IdleTimeout},
 	} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %v", d.key, d.v))
 		}
+	}
+	if c.FillAhead < 1<<20 { // below one fill buffer a download would pause after every read
+		errs = append(errs, fmt.Errorf("fill_ahead: %d is below 1MiB", c.FillAhead))
 	}
 	q := c.QuickAbort
 	if q.FinishAbovePercent < 0 || q.FinishAbovePercent > 100 {

@@ -51,8 +51,10 @@ func TestDefault(t *testing.T) {
 		ConnectPorts:      []int{443},
 		TunnelIdleTimeout: 5 * time.Minute,
 		MITM:              MITM{Hosts: []string{"*"}, Bypass: []string{}, LeafCache: 1000},
-		Allow:             []string{"127.0.0.0/8", "::1/128"},
-		Auth:              Auth{Users: map[string]string{}},
+		Allow:              []string{"127.0.0.0/8", "::1/128"},
+		Auth:               Auth{Users: map[string]string{}},
+		FillAhead:          64 << 20,
+		ClientWriteTimeout: time.Minute,
 	}
 	got := Default()
 	if !reflect.DeepEqual(got, want) {
@@ -348,6 +350,10 @@ func TestValidate(t *testing.T) {
 		{"connect_ports", func(c *Config) { c.ConnectPorts = []int{443, 70000} }},
 		{"connect_ports", func(c *Config) { c.ConnectPorts = []int{0} }},
 		{"tunnel_idle_timeout", func(c *Config) { c.TunnelIdleTimeout = 0 }},
+		{"", func(c *Config) { c.FillAhead = 1 << 20 }},
+		{"fill_ahead", func(c *Config) { c.FillAhead = 1<<20 - 1 }},
+		{"fill_ahead", func(c *Config) { c.FillAhead = 0 }},
+		{"client_write_timeout", func(c *Config) { c.ClientWriteTimeout = 0 }},
 		{"", func(c *Config) {
 			c.MITM.Hosts, c.MITM.Bypass = []string{"*.example.com"}, []string{"pinned.example.com"}
 		}},
@@ -399,7 +405,7 @@ func TestValidateAllInvalid(t *testing.T) {
 		t.Fatalf("Validate(%+v) = nil, want errors", cfg)
 	}
 	lines := strings.Split(err.Error(), "\n")
-	keys := []string{"listen", "allow", "cache_dir", "checkpoint_interval", "sync_interval", "max_size", "partial_ttl", "upstream.retry_window",
+	keys := []string{"listen", "allow", "cache_dir", "checkpoint_interval", "sync_interval", "max_size", "partial_ttl", "client_write_timeout", "fill_ahead", "upstream.retry_window",
 		"upstream.backoff_initial", "upstream.backoff_max", "upstream.idle_timeout", "quick_abort.max_time",
 		"upstream.retries", "log_level", "connect_ports", "tunnel_idle_timeout", "mitm.hosts", "mitm.leaf_cache"}
 	if len(lines) != len(keys) {

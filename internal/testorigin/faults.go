@@ -1,12 +1,14 @@
 package testorigin
 
+import "time"
+
 // A fault changes one response of one path. Faults are queued per path and
 // consumed in order; each queue matches its own kind of response:
 //
 //   - failures (FailNext) match every request;
 //   - body faults (DropAt, DropAfter, StallAt, ChangeVersionAt,
-//     ReplaceContentAt) share one queue and match GET responses that carry
-//     content (200 and 206);
+//     ReplaceContentAt, Drip) share one queue and match GET responses that
+//     carry content (200 and 206);
 //   - lies (LieContentRange) match 206 responses;
 //   - NotModifiedWith matches GET requests for an existing resource, and
 //     PartialAs200 and EncodeRanges share a queue that matches 206
@@ -25,8 +27,8 @@ const (
 	actReplace                        // bump the content's version, keep the validators, then drop
 )
 
-// bodyFault is one queued DropAt, DropAfter, StallAt, ChangeVersionAt or
-// ReplaceContentAt.
+// bodyFault is one queued DropAt, DropAfter, StallAt, ChangeVersionAt,
+// ReplaceContentAt or Drip.
 type bodyFault struct {
 	action cutAction
 	// at is the absolute file offset of the cut; when relative is set it is
@@ -36,6 +38,14 @@ type bodyFault struct {
 	// done, when non-nil, is closed when the response that took the fault
 	// has ended (StallAt hands it to the test).
 	done chan struct{}
+	// drip paces the whole response (Drip); zero: full speed.
+	drip drip
+}
+
+// drip is a response sent n bytes at a time, every interval.
+type drip struct {
+	n     int64
+	every time.Duration
 }
 
 // cutAt returns the absolute offset at which f cuts a response carrying rng,
@@ -83,6 +93,19 @@ func (o *Origin) StallAt(path string, offset int64) <-chan struct{} {
 	done := make(chan struct{})
 	o.queueBodyFault(path, bodyFault{action: actStall, at: offset, done: done})
 	return done
+}
+
+// Drip makes the next content response for path send its body n bytes at
+// a time (n > 0), each flushed at once and followed by a pause of every
+// (before the next one; none after the last): an upstream at n/every bytes
+// per second, such as a server-sent event stream, a long poll or a slow
+// link. The response completes normally; a client that goes away ends it.
+func (o *Origin) Drip(path string, n int64, every time.Duration) {
+	o.tb.Helper()
+	if n <= 0 {
+		o.tb.Fatalf("testorigin: Drip(%q, %d, %v): n must be positive", path, n, every)
+	}
+	o.queueBodyFault(path, bodyFault{action: actNone, drip: drip{n: n, every: every}})
 }
 
 // ChangeVersionAt makes the next content response for path, on reaching the

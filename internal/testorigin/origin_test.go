@@ -403,6 +403,52 @@ func TestStallAt(t *testing.T) {
 	}
 }
 
+// TestDrip checks that a dripped response arrives n bytes at a time, each
+// flushed at once, paced by the interval, complete and counted.
+func TestDrip(t *testing.T) {
+	const size, n, every = 100, 10, 30 * time.Millisecond
+	o, c := newOrigin(t, Resource{Size: size, Version: 3}), client(t)
+	o.Drip("/f", n, every)
+	start := time.Now()
+	resp, err := c.Get(o.URL + "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, n)
+	if _, err := io.ReadFull(resp.Body, first); err != nil || !bytes.Equal(first, bytesOf(3, 0, n)) {
+		t.Fatalf("first %d bytes: %v", n, err)
+	}
+	if took := time.Since(start); took >= every*(size/n-1) {
+		t.Errorf("first %d bytes took %v, want them before the rest (%v)", n, took, every*(size/n-1))
+	}
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || !bytes.Equal(rest, bytesOf(3, n, size-n)) {
+		t.Fatalf("rest: %d bytes, %v", len(rest), err)
+	}
+	if took := time.Since(start); took < every*(size/n-1) {
+		t.Errorf("whole body took %v, want at least %v (%d pauses of %v)", took, every*(size/n-1), size/n-1, every)
+	}
+	if got := o.PathBodyBytes("/f"); got != size {
+		t.Errorf("PathBodyBytes = %d, want %d", got, size)
+	}
+	wantFullSpeed(t, o, c, size)
+}
+
+// wantFullSpeed checks that a Drip was consumed: the next response for /f
+// comes at once and whole.
+func wantFullSpeed(t *testing.T, o *Origin, c *http.Client, size int) {
+	t.Helper()
+	start := time.Now()
+	_, body := get(t, c, o.URL+"/f")
+	if len(body) != size {
+		t.Errorf("next response: %d bytes, want %d", len(body), size)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("next response took %v: still dripping", took)
+	}
+}
+
 // TestStallReleasedByClose checks that a stall ends when the origin closes,
 // so a test that forgets its client does not hang in cleanup.
 func TestStallReleasedByClose(t *testing.T) {

@@ -84,20 +84,31 @@ func (o *Origin) serveContent(w http.ResponseWriter, r *http.Request, res Resour
 		return
 	}
 	stop, action := fault.cutAt(p.rng)
-	if o.writeContent(w, rc, r.URL.Path, res, httpRange{p.rng.start, stop}) != nil {
+	if o.writeContent(w, rc, r, res, httpRange{p.rng.start, stop}, fault.drip) != nil {
 		return // the client went away; nothing left to cut
 	}
 	o.act(rc, r, action)
 }
 
-// writeContent writes bytes rng of res's content in blockSize writes,
-// flushing each so that the client sees exactly the bytes before a cut. Each
-// write is counted before it is made and corrected after, so the count never
-// lags what the client has read.
-func (o *Origin) writeContent(w http.ResponseWriter, rc *http.ResponseController, path string, res Resource, rng httpRange) error {
-	buf := make([]byte, blockSize)
+// writeContent writes bytes rng of res's content in blockSize writes (or
+// d.n, pausing d.every between writes, for a Drip), flushing each so that
+// the client sees exactly the bytes before a cut. Each write is counted
+// before it is made and corrected after, so the count never lags what the
+// client has read.
+func (o *Origin) writeContent(w http.ResponseWriter, rc *http.ResponseController, r *http.Request, res Resource, rng httpRange, d drip) error {
+	path := r.URL.Path
+	size := int64(blockSize)
+	if d.n > 0 {
+		size = min(d.n, blockSize)
+	}
+	buf := make([]byte, size)
 	for off := rng.start; off < rng.end; {
-		b := buf[:min(rng.end-off, blockSize)]
+		if d.n > 0 && off > rng.start {
+			if err := o.pause(r, d.every); err != nil {
+				return err
+			}
+		}
+		b := buf[:min(rng.end-off, size)]
 		res.content(off, b)
 		o.count(path, int64(len(b)))
 		n, err := w.Write(b)
@@ -113,6 +124,21 @@ func (o *Origin) writeContent(w http.ResponseWriter, rc *http.ResponseController
 		off += int64(n)
 	}
 	return nil
+}
+
+// pause waits for d, or returns an error when the client or the origin
+// goes away first.
+func (o *Origin) pause(r *http.Request, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-r.Context().Done():
+		return r.Context().Err()
+	case <-o.done:
+		return net.ErrClosed
+	}
 }
 
 // act performs the cut action once a response has reached its cut offset.
