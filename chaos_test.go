@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -97,11 +98,12 @@ func envInt(t *testing.T, name string, def int) int {
 
 // chaosConfig makes upstream failures cheap to recover from: a stall is
 // noticed after 300 ms, retries back off from 5 ms, and checkpoints every
-// 64 KiB so kills find many claims to check.
+// 64 KiB so kills find many claims to check; fills pause 1 MiB ahead of
+// their readers and a client that takes nothing for 500 ms is cut.
 func chaosConfig(t *testing.T) []string {
 	cfg := filepath.Join(t.TempDir(), "chaos.yaml")
-	body := "checkpoint_interval: 64KiB\nsync_interval: 1MiB\nupstream:\n  retries: 6\n  retry_window: 10s\n" +
-		"  backoff_initial: 5ms\n  backoff_max: 50ms\n  idle_timeout: 300ms\n"
+	body := "checkpoint_interval: 64KiB\nsync_interval: 1MiB\nfill_ahead: 1MiB\nclient_write_timeout: 500ms\n" +
+		"upstream:\n  retries: 6\n  retry_window: 10s\n  backoff_initial: 5ms\n  backoff_max: 50ms\n  idle_timeout: 300ms\n"
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -156,11 +158,16 @@ type step struct {
 }
 
 // clientPlan is what one client does: ask for [start, end) (end -1: to the
-// end; start -1: the whole file without Range) and stop after limit bytes
-// (-1: read all).
+// end; start -1: the whole file without Range), stop after limit bytes
+// (-1: read all), and stop reading for chaosReaderPause after pauseAt
+// bytes (-1: never), which outlasts the proxy's client write timeout.
 type clientPlan struct {
-	start, end, limit int64
+	start, end, limit, pauseAt int64
 }
+
+// chaosReaderPause is how long a pausing client stops reading: longer
+// than client_write_timeout in chaosConfig, so the proxy may cut it.
+const chaosReaderPause = 700 * time.Millisecond
 
 func newSchedule(rng *rand.Rand, i int, origins [2]*testorigin.Origin) *schedule {
 	size := int64(32<<10) << rng.IntN(8) // 32 KiB .. 4 MiB
@@ -201,7 +208,7 @@ func newStep(rng *rand.Rand, size int64) step {
 }
 
 func newClient(rng *rand.Rand, size int64) clientPlan {
-	cp := clientPlan{start: -1, end: -1, limit: -1}
+	cp := clientPlan{start: -1, end: -1, limit: -1, pauseAt: -1}
 	switch rng.IntN(6) {
 	case 0: // a range
 		cp.start = rng.Int64N(size)
@@ -211,6 +218,9 @@ func newClient(rng *rand.Rand, size int64) clientPlan {
 	}
 	if rng.IntN(4) == 0 {
 		cp.limit = rng.Int64N(size)
+	}
+	if rng.IntN(40) == 0 {
+		cp.pauseAt = rng.Int64N(size)
 	}
 	return cp
 }
@@ -314,7 +324,16 @@ func (c *chaos) fetch(s *schedule, cp clientPlan) *chaosResult {
 		body = io.LimitReader(resp.Body, cp.limit)
 	}
 	var buf bytes.Buffer
-	_, r.err = io.Copy(&buf, body)
+	if cp.pauseAt >= 0 {
+		_, r.err = io.CopyN(&buf, body, cp.pauseAt)
+		time.Sleep(chaosReaderPause) // a client that stops reading
+	}
+	if r.err == nil {
+		_, r.err = io.Copy(&buf, body)
+	}
+	if errors.Is(r.err, io.EOF) {
+		r.err = nil // CopyN: the body ended before pauseAt
+	}
 	r.body = buf.Bytes()
 	r.read = cp.limit < 0 || int64(len(r.body)) < cp.limit
 	return r
