@@ -12,11 +12,15 @@ import (
 
 // reconcile makes the index and the body files agree before anyone uses the
 // store, and sums used. A crash or a hand can leave both kinds of strays: a
-// record whose body file is gone (or that cannot be decoded) is deleted,
-// since it can never be served; a body file no record names (a version
-// replaced or dropped while held when the process died) is removed, since
-// nothing would ever remove it. Files under data/ that are not named like
-// body files are left alone.
+// record whose body file is gone is deleted, since it can never be served;
+// a body file no record names (a version replaced or dropped while held
+// when the process died) is removed, since nothing would ever remove it.
+// Files under data/ that are not named like body files are left alone.
+//
+// Removing a body file because no record names it is only right if the
+// scan saw every record. A scan that failed, or met a record that does not
+// decode, may have missed some: then nothing is deleted and Open fails
+// with ErrIndexDamaged.
 func (s *Store) reconcile() error {
 	files, err := s.bodyFiles()
 	if err != nil {
@@ -26,23 +30,28 @@ func (s *Store) reconcile() error {
 		used int64
 		dead []indexOp
 		live = map[uint64]bool{}
+		bad  []error
 	)
-	err = s.eachRecord(func(key string, m *Meta, derr error) {
-		switch {
-		case derr != nil:
-			s.log.Warn("cache: undecodable index record, dropping it", "key", key, "err", derr)
-			dead = append(dead, deleteOp(key, 0))
-		case !files[m.ID]:
-			s.log.Warn("cache: body file missing, dropping entry", "key", key, "id", m.ID)
-			dead = append(dead, deleteOp(key, m.ID))
-		default:
-			delete(files, m.ID)
-			live[m.ID] = true
-			used += m.Ranges.Covered()
-		}
+	err = recovered(func() error {
+		return s.eachRecord(func(key string, m *Meta, derr error) {
+			switch {
+			case derr != nil:
+				bad = append(bad, fmt.Errorf("record %s: %w", logKey(key), derr))
+			case !files[m.ID]:
+				s.log.Warn("cache: body file missing, dropping entry", "key", logKey(key), "id", m.ID)
+				dead = append(dead, deleteOp(key, m.ID))
+			default:
+				delete(files, m.ID)
+				live[m.ID] = true
+				used += m.Ranges.Covered()
+			}
+		})
 	})
 	if err != nil {
-		return fmt.Errorf("cache: scan index: %w", err)
+		return indexDamaged(s.dir, fmt.Errorf("scan: %w", err))
+	}
+	if len(bad) > 0 {
+		return indexDamaged(s.dir, fmt.Errorf("%d records do not decode; the first: %w", len(bad), bad[0]))
 	}
 	if err := s.dropStraySums(live); err != nil {
 		return err

@@ -222,7 +222,8 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// openIndex opens the Badger index under dir.
+// openIndex opens the Badger index under dir, after checking its files
+// (checkIndexFiles).
 func openIndex(dir string) (*badger.DB, error) {
 	bopts := badger.DefaultOptions(filepath.Join(dir, "index")).
 		WithLogger(nil).
@@ -238,9 +239,12 @@ func openIndex(dir string) (*badger.DB, error) {
 		WithIndexCacheSize(16 << 20).
 		WithNumCompactors(2).
 		WithMetricsEnabled(false)
-	db, err := badger.Open(bopts)
+	if err := checkIndexFiles(dir, bopts); err != nil {
+		return nil, indexError(dir, err)
+	}
+	db, err := openBadger(bopts)
 	if err != nil {
-		return nil, fmt.Errorf("cache: open index in %s: %w", dir, err)
+		return nil, indexError(dir, err)
 	}
 	return db, nil
 }
