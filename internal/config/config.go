@@ -61,6 +61,10 @@ type Config struct {
 	TunnelIdleTimeout time.Duration `yaml:"tunnel_idle_timeout"`
 	// MITM configures HTTPS interception.
 	MITM MITM `yaml:"mitm"`
+
+	// ResetIndex is --reset-index, which is no configuration key: it acts
+	// once, when the cache index is found damaged at start. Default false.
+	ResetIndex bool `yaml:"-"`
 }
 
 // MITM configures HTTPS interception: CONNECTs to the selected hosts are
