@@ -218,8 +218,12 @@ func (s *Store) Verify(bad func(key string, block int64)) (VerifyReport, error) 
 	}
 	for _, key := range keys {
 		e, err := s.get(key, false) // checking every entry is no use of it: keep their LRU order
-		if err != nil || e == nil {
-			continue // vanished or unreadable: Get logged it
+		if err != nil {
+			s.log.Error("cache: verify: cannot read entry", "key", logKey(key), "err", err)
+			continue
+		}
+		if e == nil {
+			continue // vanished
 		}
 		checked, dropped, err := e.verifyAll()
 		e.Release()

@@ -16,6 +16,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -86,6 +87,9 @@ type Options struct {
 	// bootID, when set, replaces the kernel's boot id, so that a test can
 	// restart "the machine".
 	bootID func() string
+	// openFile, when set, replaces os.OpenFile for body files, so that a
+	// test can make opening fail (EMFILE, EACCES).
+	openFile func(name string, flag int, perm os.FileMode) (*os.File, error)
 }
 
 // Store is an open cache directory.
@@ -218,6 +222,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.bootID == nil {
 		o.bootID = bootID
+	}
+	if o.openFile == nil {
+		o.openFile = os.OpenFile
 	}
 	return o
 }
@@ -352,10 +359,15 @@ func (s *Store) get(key string, access bool) (*Entry, error) {
 		return nil, err
 	}
 	f, err := s.openBody(s.bodyPath(m.ID), os.O_RDWR)
-	if err != nil {
+	if errors.Is(err, fs.ErrNotExist) {
 		// The index claims a body file that is gone: forget the entry.
-		s.log.Warn("cache: body file missing, dropping entry", "key", key, "err", err)
+		s.log.Warn("cache: body file missing, dropping entry", "key", logKey(key), "err", err)
 		return nil, s.deleteIndex(key, m.ID)
+	}
+	if err != nil {
+		// Too many open files, permissions, the disk: the file may well
+		// be there, and the entry with it.
+		return nil, fmt.Errorf("cache: open body of %s: %w", logKey(key), err)
 	}
 	e := newEntry(s, *m, f)
 	s.live[key] = e
