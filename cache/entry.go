@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sync"
 
@@ -59,9 +60,10 @@ type Entry struct {
 	changed chan struct{}
 	// fills are the fills under way, in no particular order.
 	fills []*Fill
-	// checked marks the blocks that may be served: verified against their
-	// sum, or written by this process.
-	checked []bool
+	// checked holds the numbers of the blocks that may be served:
+	// verified against their sum, or written by this process. A set of
+	// intervals, so it costs what was written, not what the size declares.
+	checked rangeutil.Set
 	// clients counts the clients reading (or about to read) this entry;
 	// when it drops to zero every fill is abandoned.
 	clients int
@@ -117,7 +119,7 @@ func (e *Entry) Available(off int64) int64 {
 	end := e.meta.Ranges.ContiguousEnd(off)
 	size := e.meta.Size
 	b := off / BlockSize
-	checked := b < int64(len(e.checked)) && e.checked[b]
+	checked := e.checked.Has(b)
 	e.mu.Unlock()
 	if end <= off || size < 0 {
 		return end - off
@@ -170,6 +172,9 @@ func (e *Entry) WriteAt(p []byte, off int64) (int, error) {
 	if e.isObsolete() {
 		return 0, ErrObsolete
 	}
+	if err := e.checkExtent(off, int64(len(p))); err != nil {
+		return 0, err
+	}
 	every := e.store.opts.CheckpointBytes
 	if behind := e.unclaimed(); behind > 0 && behind+int64(len(p)) > 2*every {
 		// Background checkpoints fell behind (a busy index): claim what
@@ -202,6 +207,22 @@ func (e *Entry) WriteAt(p []byte, off int64) (int, error) {
 		e.checkpointAsync()
 	}
 	return n, nil
+}
+
+// checkExtent refuses a write of n bytes at off that would reach past the
+// version's size (or past the largest offset there is): the index would
+// claim bytes beyond the end, which it refuses to load.
+func (e *Entry) checkExtent(off, n int64) error {
+	e.mu.Lock()
+	limit := e.meta.Size
+	e.mu.Unlock()
+	if limit < 0 { // unknown
+		limit = math.MaxInt64
+	}
+	if off < 0 || n > limit-off {
+		return fmt.Errorf("cache: write of %d bytes at %d to %s: beyond its size (%d)", n, off, logKey(e.key), limit)
+	}
+	return nil
 }
 
 // unclaimed returns how many bytes are written but not yet claimed.

@@ -154,12 +154,12 @@ func (s *Store) cutUnsynced(dirty []uint64) error {
 		}
 		keep := rangeutil.Set{}
 		if m.Size >= 0 {
-			_, have, err := s.loadSums(m.ID, m.Size)
+			sums, err := s.loadSums(m.ID, m.Size)
 			if err != nil {
-				s.log.Error("cache: after power loss", "key", key, "err", err)
+				s.log.Error("cache: after power loss", "key", logKey(key), "err", err)
 			}
 			for _, b := range completeBlocks(m.Ranges, m.Size) {
-				if b < int64(len(have)) && have[b] {
+				if _, ok := sums[b]; ok {
 					keep.Insert(blockRange(b, m.Size))
 				}
 			}

@@ -41,6 +41,13 @@ const DefaultSyncBytes = 64 << 20
 // DefaultPartialTTL is the default for Options.PartialTTL.
 const DefaultPartialTTL = 7 * 24 * time.Hour
 
+// DefaultMaxObjectSize is the default for Options.MaxObjectSize.
+const DefaultMaxObjectSize = 64 << 30
+
+// ErrTooLarge is returned by Create for a version the store will not keep
+// (see Options.MaxObjectSize): the caller relays it uncached.
+var ErrTooLarge = errors.New("cache: too large to store")
+
 // Options configure a Store. The zero value is valid.
 type Options struct {
 	// CheckpointBytes is how many bytes may be written to an entry between two
@@ -66,6 +73,13 @@ type Options struct {
 	// filesystem holding the cache, measured at Open, at least 1 GiB and at
 	// most 100 GiB.
 	MaxSize int64
+	// MaxObjectSize bounds the size of one version: Create refuses a
+	// larger one with ErrTooLarge, so the proxy relays it. Nothing an
+	// origin declares costs memory in proportion (the bookkeeping follows
+	// the bytes written), but a declared size of exabytes is a lie or a
+	// stream no cache should take. Zero (or negative) means
+	// DefaultMaxObjectSize (64 GiB).
+	MaxObjectSize int64
 	// PartialTTL is how long a partial version (some byte missing) is kept
 	// without being accessed before it is evicted (checked hourly). Zero (or
 	// negative) means DefaultPartialTTL (7 days).
@@ -213,6 +227,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PartialTTL <= 0 {
 		o.PartialTTL = DefaultPartialTTL
+	}
+	if o.MaxObjectSize <= 0 {
+		o.MaxObjectSize = DefaultMaxObjectSize
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -404,6 +421,9 @@ func (s *Store) create(key string, m Meta, r rangeutil.Range) (*Entry, *Fill, er
 	}
 	if m.Accessed.IsZero() {
 		m.Accessed = now
+	}
+	if m.Size > s.opts.MaxObjectSize {
+		return nil, nil, fmt.Errorf("%w: %d bytes, over the maximum object size of %d", ErrTooLarge, m.Size, s.opts.MaxObjectSize)
 	}
 	if s.faults.refusing() {
 		return nil, nil, fmt.Errorf("%w: not storing new versions after a recent failure", ErrStorage)
