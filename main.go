@@ -76,6 +76,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		CheckpointBytes: int64(cfg.CheckpointInterval),
 		SyncBytes:       int64(cfg.SyncInterval),
 		MaxSize:         int64(cfg.MaxSize), // 0: automatic, as both document
+		MaxObjectSize:   int64(cfg.MaxObjectSize),
 		PartialTTL:      cfg.PartialTTL,
 		Logger:          log,
 	}, func(aside string, removed int) {
@@ -237,9 +238,10 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 	// The configured limits, not the automatic ones: the store may evict
 	// while open, and must do as the proxy would.
 	store, err := openCache(cfg, cache.Options{
-		MaxSize:    int64(cfg.MaxSize),
-		PartialTTL: cfg.PartialTTL,
-		Logger:     log,
+		MaxSize:       int64(cfg.MaxSize),
+		MaxObjectSize: int64(cfg.MaxObjectSize),
+		PartialTTL:    cfg.PartialTTL,
+		Logger:        log,
 	}, func(aside string, removed int) {
 		fmt.Fprintf(stdout, "the index was damaged: moved aside to %s; %d body files removed; the cache is empty\n", aside, removed)
 	})

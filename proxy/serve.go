@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -346,6 +347,10 @@ func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime
 		ResponseTime:  p.now(),
 	}
 	e, f, err := p.store.CreateFill(key, m, body)
+	if errors.Is(err, cache.ErrTooLarge) {
+		p.log.Info("response too large to store; relaying uncached", "host", req.URL.Host, "reason", err)
+		return p.relay(req, resp, cancel), false
+	}
 	if err != nil {
 		p.log.Error("cannot store response; relaying uncached", "key", key, "err", err)
 		return p.relay(req, resp, cancel), false

@@ -44,6 +44,12 @@ type Config struct {
 	// measured at startup, at least 1GiB and at most 100GiB. Otherwise at
 	// least 1MiB. Default 0.
 	MaxSize Size `yaml:"max_size"`
+	// MaxObjectSize is the largest response stored: a larger one (by its
+	// Content-Length, or the total of its Content-Range) is relayed to the
+	// client uncached. Nothing an origin declares costs memory in
+	// proportion, so this only keeps the cache from taking what it cannot
+	// sensibly hold. At least 1. Default 64GiB.
+	MaxObjectSize Size `yaml:"max_object_size"`
 	// PartialTTL is how long an incomplete download is kept without being
 	// requested before it is evicted (checked hourly). Default 168h (7 days).
 	PartialTTL time.Duration `yaml:"partial_ttl"`
@@ -128,6 +134,7 @@ func Default() Config {
 		CacheDir:           defaultCacheDir(),
 		CheckpointInterval: 4 << 20,
 		SyncInterval:       64 << 20,
+		MaxObjectSize:      64 << 30,
 		PartialTTL:         7 * 24 * time.Hour,
 		Upstream: Upstream{
 			Retries:        8,
@@ -186,6 +193,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxSize != 0 && c.MaxSize < 1<<20 { // a limit that small evicts everything at once
 		errs = append(errs, fmt.Errorf("max_size: %d is below 1MiB (0 means automatic)", c.MaxSize))
+	}
+	if c.MaxObjectSize < 1 {
+		errs = append(errs, fmt.Errorf("max_object_size: %d is below 1", c.MaxObjectSize))
 	}
 	u := c.Upstream
 	for _, d := range []struct {

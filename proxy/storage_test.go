@@ -1,0 +1,76 @@
+package proxy
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/resumeproxy/resumeproxy/cache"
+	"github.com/resumeproxy/resumeproxy/internal/testorigin"
+)
+
+// TestHugeDeclaredSizeRelayed: a cacheable response declaring 2^62 bytes
+// (Content-Length, or a 206's Content-Range total) made the cache's
+// bookkeeping allocate in proportion (fatal error: out of memory: every
+// download cut); near 2^63 its block count overflowed. Now a size over
+// max_object_size is relayed uncached: the client gets the bytes it reads,
+// the origin stops sending when the client leaves, and the proxy serves
+// the next download as usual.
+func TestHugeDeclaredSizeRelayed(t *testing.T) {
+	schemes(t, func(t *testing.T, s scheme) {
+		h := newSchemeHarness(t, s)
+		for _, size := range []int64{1 << 55, 1 << 62, math.MaxInt64} {
+			path := fmt.Sprintf("/huge/%d", size)
+			u := h.set(path, testorigin.Resource{Size: size, CacheControl: "max-age=3600"})
+			for _, c := range []struct {
+				hdr    []string
+				status int
+			}{
+				{nil, http.StatusOK},
+				{[]string{"Range: bytes=0-1048575"}, http.StatusPartialContent},
+			} {
+				const read = 3 * mib
+				h.origin.ResetCounts()
+				r := h.getN(u, read, c.hdr...)
+				want := min(int64(read), mib)
+				if c.status == http.StatusOK {
+					want = read
+				}
+				if r.status != c.status || r.n != want || r.sum != sumOf(0, 0, want) {
+					t.Fatalf("GET %s %v: status %d, %d bytes (sha256 %s), want %d, the first %d bytes (sha256 %s)",
+						path, c.hdr, r.status, r.n, r.sum[:12], c.status, want, sumOf(0, 0, want)[:12])
+				}
+				wantXCache(t, "GET "+path, r, xMiss)
+				if sent := h.origin.PathBodyBytes(path); sent > read+16*mib {
+					t.Errorf("GET %s %v: the origin sent %d bytes for a client that read %d, want at most 16 MiB more", path, c.hdr, sent, r.n)
+				}
+				if e := h.stored(u); e != nil {
+					e.Release()
+					t.Errorf("after GET %s: an entry of declared size %d is stored, want none", path, size)
+				}
+			}
+		}
+		u := h.set("/normal", testorigin.Resource{Size: 5 * mib, CacheControl: "max-age=3600"})
+		for _, want := range []string{xMiss, xHit} {
+			r := h.get(u)
+			wantBody(t, "GET /normal after the huge ones", r, http.StatusOK, 0, 0, 5*mib)
+			wantXCache(t, "GET /normal", r, want)
+		}
+	})
+}
+
+// stored returns the entry stored for URL u, or nil; the caller releases it.
+func (h *harness) stored(u string) *cache.Entry {
+	h.t.Helper()
+	pu, err := url.Parse(u)
+	if err != nil {
+		h.t.Fatalf("url.Parse(%q): %v", u, err)
+	}
+	e, err := h.store.Get(cacheKey(pu))
+	if err != nil {
+		h.t.Fatalf("store.Get(%s): %v", u, err)
+	}
+	return e
+}
