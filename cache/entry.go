@@ -143,13 +143,63 @@ func (e *Entry) isObsolete() bool {
 	return e.obsolete
 }
 
-// ReadAt reads body bytes; callers read only what Available reported.
+// ErrBodyCut is returned by ReadAt when the body file ended before bytes
+// the entry claimed (the file was cut short behind the cache's back): the
+// missing bytes are dropped, and read as a gap to fetch again.
+var ErrBodyCut = errors.New("cache: body file shorter than claimed")
+
+// ReadAt reads body bytes; callers read only what Available reported. A
+// read that ends early at the end of the file drops the bytes the file no
+// longer has (BodyEnded) and returns ErrBodyCut with what it read.
 func (e *Entry) ReadAt(p []byte, off int64) (int, error) {
 	n, err := e.file.ReadAt(p, off)
+	if errors.Is(err, io.EOF) && n < len(p) && e.BodyEnded(off+int64(n)) {
+		return n, fmt.Errorf("%w: %s at %d", ErrBodyCut, logKey(e.key), off+int64(n))
+	}
 	if err != nil && !(errors.Is(err, io.EOF) && n == len(p)) {
-		return n, fmt.Errorf("cache: read %q at %d: %w", e.key, off, err)
+		return n, fmt.Errorf("cache: read %s at %d: %w", logKey(e.key), off, err)
 	}
 	return n, nil
+}
+
+// BodyEnded is told of a read of the body file that met its end at off,
+// before bytes the entry claims: the file was cut short (by a hand, a disk
+// tool, another program). Every claimed byte at or past the file's end
+// (off, or less if the file is shorter still) is dropped from the entry
+// and the index, so that readers find a gap, which their usual gap
+// handling fetches again; a cut hit is never served twice. It logs what
+// it dropped, and reports whether byte off is missing from the entry now
+// (dropped by this call or an earlier one). False means the entry still
+// claims it: a write got there meanwhile, or the version is obsolete
+// (whose ranges stay as they were): the reader cannot go on.
+func (e *Entry) BodyEnded(off int64) bool {
+	if fi, err := os.Stat(e.store.bodyPath(e.id)); err == nil {
+		off = min(off, fi.Size())
+	}
+	e.ckMu.Lock()
+	defer e.ckMu.Unlock()
+	e.mu.Lock()
+	gone := rangeutil.Range{Start: off, End: math.MaxInt64}
+	before := e.meta.Ranges.Covered()
+	if !e.obsolete {
+		e.meta.Ranges.Remove(gone)
+	}
+	lost := before - e.meta.Ranges.Covered()
+	if lost == 0 {
+		defer e.mu.Unlock()
+		return !e.meta.Ranges.Has(off)
+	}
+	e.durable.Remove(gone)
+	m := e.meta.clone()
+	m.Ranges = e.durable.Clone()
+	e.signalLocked()
+	e.mu.Unlock()
+	e.store.log.Warn("cache: body file cut short; dropping the bytes it lost, to fetch them again",
+		"key", logKey(e.key), "file_ends_at", off, "bytes_dropped", lost)
+	if err := e.store.commit(e, m, nil); err != nil {
+		e.store.log.Error("cache: drop the bytes a cut body file lost", "key", logKey(e.key), "err", err)
+	}
+	return true
 }
 
 // OpenReader opens a private read-only descriptor of the body file, so a
