@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"os"
 	"testing"
 
 	"github.com/resumeproxy/resumeproxy/cache"
@@ -73,4 +74,48 @@ func (h *harness) stored(u string) *cache.Entry {
 		h.t.Fatalf("store.Get(%s): %v", u, err)
 	}
 	return e
+}
+
+// TestCutBodyFileRefetched: a body file cut short while the proxy runs was
+// served as a cut HIT at every request, silently. Now the first short read
+// drops the lost bytes (one log line) and the response goes on with them
+// fetched again: the client gets the whole body, the origin sends only
+// what the file lost, and the next request is a whole HIT.
+func TestCutBodyFileRefetched(t *testing.T) {
+	schemes(t, func(t *testing.T, s scheme) {
+		h := newSchemeHarness(t, s)
+		const size, cut = 8 * mib, 3*mib + 12345
+		u := h.set("/cut.bin", testorigin.Resource{Size: size, CacheControl: "max-age=3600"})
+		for _, want := range []string{xMiss, xHit} {
+			r := h.get(u)
+			wantBody(t, "GET before the cut", r, http.StatusOK, 0, 0, size)
+			wantXCache(t, "GET before the cut", r, want)
+		}
+		e := h.stored(u)
+		f, err := e.OpenReader()
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := f.Name()
+		f.Close()
+		e.Release()
+		if err := os.Truncate(path, cut); err != nil {
+			t.Fatal(err)
+		}
+
+		h.origin.ResetCounts()
+		wantBody(t, "GET after the cut", h.get(u), http.StatusOK, 0, 0, size)
+		if got := h.origin.PathBodyBytes("/cut.bin"); got != size-cut {
+			t.Errorf("after the cut the origin sent %d bytes, want %d (what the file lost)", got, size-cut)
+		}
+		r := h.get(u)
+		wantBody(t, "GET after the refill", r, http.StatusOK, 0, 0, size)
+		wantXCache(t, "GET after the refill", r, xHit)
+		if got := h.origin.PathBodyBytes("/cut.bin"); got != size-cut {
+			t.Errorf("after the refill the origin sent %d bytes in all, want %d (nothing more)", got, size-cut)
+		}
+		if got := h.logs.count("body file cut short"); got != 1 {
+			t.Errorf("the cut was logged %d times, want once", got)
+		}
+	})
 }
