@@ -156,7 +156,7 @@ func TestOpenUndecodableRecordKeepsBodies(t *testing.T) {
 	writeRange(t, e, 1, rangeutil.Range{Start: 0, End: 100})
 	e.Release()
 	if err := s.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(indexKey("http://example.test/a"), []byte("{not json"))
+		return txn.Set(recordKey("http://example.test/a"), []byte("{not json"))
 	}); err != nil {
 		t.Fatal(err)
 	}

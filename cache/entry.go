@@ -128,7 +128,7 @@ func (e *Entry) Available(off int64) int64 {
 		if err := e.verifyBlock(b); errors.Is(err, ErrCorrupt) {
 			return 0
 		} else if err != nil {
-			e.store.log.Error("cache: cannot verify block", "key", e.key, "block", b, "err", err)
+			e.store.log.Error("cache: cannot verify block", "key", logKey(e.key), "block", b, "err", err)
 		}
 	}
 	return min(end, blockRange(b, size).End) - off
@@ -190,13 +190,12 @@ func (e *Entry) BodyEnded(off int64) bool {
 		return !e.meta.Ranges.Has(off)
 	}
 	e.durable.Remove(gone)
-	m := e.meta.clone()
-	m.Ranges = e.durable.Clone()
+	durable := e.durable.Clone()
 	e.signalLocked()
 	e.mu.Unlock()
 	e.store.log.Warn("cache: body file cut short; dropping the bytes it lost, to fetch them again",
 		"key", logKey(e.key), "file_ends_at", off, "bytes_dropped", lost)
-	if err := e.store.commit(e, m, nil); err != nil {
+	if err := e.store.commitRanges(e, durable, nil); err != nil {
 		e.store.log.Error("cache: drop the bytes a cut body file lost", "key", logKey(e.key), "err", err)
 	}
 	return true
@@ -208,7 +207,7 @@ func (e *Entry) BodyEnded(off int64) bool {
 func (e *Entry) OpenReader() (*os.File, error) {
 	f, err := os.Open(e.store.bodyPath(e.id))
 	if err != nil {
-		return nil, fmt.Errorf("cache: open %q for reading: %w", e.key, err)
+		return nil, fmt.Errorf("cache: open %s for reading: %w", logKey(e.key), err)
 	}
 	return f, nil
 }
@@ -251,7 +250,7 @@ func (e *Entry) WriteAt(p []byte, off int64) (int, error) {
 		e.syncAsync()
 	}
 	if err != nil {
-		return n, e.store.storageFailed(fmt.Sprintf("write %q at %d", e.key, off), err)
+		return n, e.store.storageFailed(fmt.Sprintf("write %s at %d", logKey(e.key), off), err)
 	}
 	if sinceCheckpoint >= every {
 		e.checkpointAsync()
@@ -299,7 +298,7 @@ func (e *Entry) checkpointAsync() {
 		defer e.Release()
 		for again := true; again; {
 			if err := e.Checkpoint(); err != nil && !errors.Is(err, ErrStorage) { // the store logged those
-				e.store.log.Error("cache: checkpoint", "key", e.key, "err", err)
+				e.store.log.Error("cache: checkpoint", "key", logKey(e.key), "err", err)
 			}
 			// Writes that fell due meanwhile were not checkpointed: go again.
 			e.mu.Lock()
@@ -332,7 +331,7 @@ func (e *Entry) Checkpoint() error {
 		e.mu.Unlock()
 		return nil
 	}
-	snap := e.meta.clone()
+	snap := Meta{Size: e.meta.Size, Ranges: e.meta.Ranges.Clone()}
 	e.sinceCheckpoint = 0
 	e.mu.Unlock()
 	if snap.Ranges.Equal(e.durableRanges()) {
@@ -342,7 +341,7 @@ func (e *Entry) Checkpoint() error {
 	if err != nil {
 		return err
 	}
-	if err := e.store.commit(e, snap, fresh); err != nil {
+	if err := e.store.commitRanges(e, snap.Ranges, fresh); err != nil {
 		return err
 	}
 	e.mu.Lock()
@@ -366,7 +365,7 @@ func (e *Entry) syncAsync() {
 		defer e.Release()
 		defer done()
 		if err := e.file.Sync(); err != nil {
-			e.store.storageFailed(fmt.Sprintf("sync %q", e.key), err) // logs it
+			e.store.storageFailed(fmt.Sprintf("sync %s", logKey(e.key)), err) // logs it
 		} else if err := e.store.db.Sync(); err != nil {
 			e.store.log.Error("cache: sync index", "err", err)
 		}
@@ -384,18 +383,22 @@ func (e *Entry) durableRanges() rangeutil.Set {
 }
 
 // Update changes the metadata (headers, times, size) with fn and commits it.
-// fn must not touch Key, ID or Ranges. The committed ranges stay the durable
-// ones.
+// fn must not touch Key, ID or Ranges. Headers over MaxHeaderBytes are
+// refused (ErrTooLarge), and the metadata stays as it was.
 func (e *Entry) Update(fn func(m *Meta)) error {
-	e.ckMu.Lock() // one commit at a time: never old headers or old ranges last
+	e.ckMu.Lock() // one commit at a time: never old headers last
 	defer e.ckMu.Unlock()
 	e.mu.Lock()
-	fn(&e.meta)
 	m := e.meta.clone()
-	m.Ranges = e.durable.Clone()
+	fn(&m)
+	if err := checkHeaderSize(&m); err != nil {
+		e.mu.Unlock()
+		return fmt.Errorf("cache: update %s: %w", logKey(e.key), err)
+	}
+	e.meta = m.clone()
 	e.signalLocked()
 	e.mu.Unlock()
-	return e.store.commit(e, m, nil)
+	return e.store.commitRecord(e, m)
 }
 
 // Drop removes this version from the index; readers that hold it finish
@@ -404,7 +407,7 @@ func (e *Entry) Drop() {
 	e.markObsolete()
 	e.store.forget(e)
 	if err := e.store.deleteIndex(e.key, e.id); err != nil {
-		e.store.log.Error("cache: drop entry", "key", e.key, "err", err)
+		e.store.log.Error("cache: drop entry", "key", logKey(e.key), "err", err)
 	}
 }
 
@@ -472,10 +475,10 @@ func (e *Entry) Release() {
 	if s.afterClose() {
 		// A fill that outlived the shutdown: what it wrote since Close
 		// checkpointed stays unclaimed, like after a crash.
-		s.log.Debug("cache: entry released after close; its last bytes stay unclaimed", "key", e.key)
+		s.log.Debug("cache: entry released after close; its last bytes stay unclaimed", "key", logKey(e.key))
 	} else if err := e.Checkpoint(); err != nil {
 		if !errors.Is(err, ErrStorage) { // the store logged those
-			s.log.Error("cache: checkpoint on release", "key", e.key, "err", err)
+			s.log.Error("cache: checkpoint on release", "key", logKey(e.key), "err", err)
 		}
 	}
 	s.mu.Lock()

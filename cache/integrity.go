@@ -56,7 +56,7 @@ func (e *Entry) blockSum(b, size int64) (uint32, error) {
 	br := blockRange(b, size)
 	h := crc32.New(castagnoli)
 	if _, err := io.Copy(h, io.NewSectionReader(e.file, br.Start, br.Len())); err != nil {
-		return 0, fmt.Errorf("cache: read block %d of %q: %w", b, e.key, err)
+		return 0, fmt.Errorf("cache: read block %d of %s: %w", b, logKey(e.key), err)
 	}
 	return h.Sum32(), nil
 }
@@ -138,7 +138,7 @@ func (e *Entry) verifyBlock(b int64) error {
 		return err
 	}
 	if sum != want {
-		e.store.log.Warn("cache: corrupt block dropped; it will be fetched again", "key", e.key, "block", b)
+		e.store.log.Warn("cache: corrupt block dropped; it will be fetched again", "key", logKey(e.key), "block", b)
 		return errors.Join(ErrCorrupt, e.dropBlock(b))
 	}
 	e.store.verified.mark(e.id, b)
@@ -162,11 +162,10 @@ func (e *Entry) dropBlock(b int64) error {
 	br := blockRange(b, e.meta.Size)
 	e.meta.Ranges.Remove(br)
 	e.durable.Remove(br)
-	m := e.meta.clone()
-	m.Ranges = e.durable.Clone()
+	durable := e.durable.Clone()
 	e.signalLocked()
 	e.mu.Unlock()
-	return e.store.commit(e, m, nil)
+	return e.store.commitRanges(e, durable, nil)
 }
 
 // verifiedBlocks remembers, per body file, the blocks checked in this

@@ -270,7 +270,7 @@ func TestSumsStoredPerBlock(t *testing.T) {
 	e.Release()
 	var raw []byte
 	s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(indexKey("k"))
+		item, err := txn.Get(recordKey("k"))
 		if err == nil {
 			raw, _ = item.ValueCopy(nil)
 		}

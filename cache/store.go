@@ -66,12 +66,15 @@ type Options struct {
 	// MaxSize bounds the bytes the cache keeps. A version counts the bytes
 	// present in its body file (Meta.Ranges.Covered()) as the index claims
 	// them, not the file's apparent size: body files are sparse, and a
-	// partial download of a 4 GiB image may hold a few MiB. When the total
-	// exceeds MaxSize, the least recently accessed versions, complete or
-	// partial, are evicted down to 90% of it; versions in use are never
-	// evicted. Zero (or negative) means automatic: a quarter of the
-	// filesystem holding the cache, measured at Open, at least 1 GiB and at
-	// most 100 GiB.
+	// partial download of a 4 GiB image may hold a few MiB. It also counts
+	// its index record (key and value: about a KiB with a dozen headers,
+	// at most MaxHeaderBytes and the key more), so that many small
+	// versions with large headers cannot grow the index unbounded. When
+	// the total exceeds MaxSize, the least recently accessed versions,
+	// complete or partial, are evicted down to 90% of it; versions in use
+	// are never evicted. Zero (or negative) means automatic: a quarter of
+	// the filesystem holding the cache, measured at Open, at least 1 GiB
+	// and at most 100 GiB.
 	MaxSize int64
 	// MaxObjectSize bounds the size of one version: Create refuses a
 	// larger one with ErrTooLarge, so the proxy relays it. Nothing an
@@ -137,8 +140,9 @@ type Store struct {
 	// commitMu serialises index writes, so that a checkpoint of a replaced
 	// version can never overwrite its successor's metadata, and guards used.
 	commitMu sync.Mutex
-	// used is the sum of Ranges.Covered() over the index records: the bytes
-	// the index claims, which eviction keeps under MaxSize. Every index
+	// used is the sum of the versions' footprints (version.footprint: the
+	// bytes the index claims and the records), which eviction keeps under
+	// MaxSize. Every index
 	// write adjusts it (writeLocked); Open sums it once. Bytes written but
 	// not yet checkpointed (under 2 × CheckpointBytes per entry) and those of
 	// replaced versions still being read are not counted.
@@ -425,6 +429,9 @@ func (s *Store) create(key string, m Meta, r rangeutil.Range) (*Entry, *Fill, er
 	if m.Size > s.opts.MaxObjectSize {
 		return nil, nil, fmt.Errorf("%w: %d bytes, over the maximum object size of %d", ErrTooLarge, m.Size, s.opts.MaxObjectSize)
 	}
+	if err := checkHeaderSize(&m); err != nil {
+		return nil, nil, err
+	}
 	if s.faults.refusing() {
 		return nil, nil, fmt.Errorf("%w: not storing new versions after a recent failure", ErrStorage)
 	}
@@ -453,7 +460,10 @@ func (s *Store) create(key string, m Meta, r rangeutil.Range) (*Entry, *Fill, er
 	if old != nil {
 		old.markObsolete()
 	}
-	if err := s.commit(e, m, nil); err != nil {
+	err = s.commit(e, func(epoch uint64) []indexOp {
+		return []indexOp{putRecordOp(m), putRangesOp(m.ID, epoch, m.Ranges)}
+	})
+	if err != nil {
 		if fill != nil {
 			fill.Finish(err)
 		}
@@ -480,45 +490,61 @@ func (s *Store) removeBody(id uint64) {
 
 // load reads key's metadata from the index; nil when absent.
 func (s *Store) load(key string) (*Meta, error) {
-	var m Meta
+	var (
+		v      version
+		exists bool
+	)
 	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(indexKey(key))
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			var derr error
-			m, derr = decodeMeta(v)
-			return derr
-		})
+		var err error
+		v, exists, err = record(txn, key)
+		return err
 	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, nil
+	if err == nil && exists {
+		err = v.derr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cache: load %q: %w", key, err)
+		return nil, fmt.Errorf("cache: load %s: %w", logKey(key), err)
 	}
-	return &m, nil
+	if !exists {
+		return nil, nil
+	}
+	return v.m, nil
 }
 
-// commit writes m to the index unless e has been replaced or dropped.
-func (s *Store) commit(e *Entry, m Meta, newSums []blockSum) error {
-	m.Epoch = s.epoch
+// commit applies the index writes ops makes for this run's epoch, unless
+// e has been replaced or dropped. Commits are serialised (commitMu), so a
+// late checkpoint of an old version never overwrites its successor.
+func (s *Store) commit(e *Entry, ops func(epoch uint64) []indexOp) error {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	if e.isObsolete() {
 		return nil
 	}
-	// Sums first: if Badger splits the write, a crash in between leaves a
-	// sum nobody claims, never a claimed block without its sum.
-	ops := make([]indexOp, 0, len(newSums)+1)
-	for _, bs := range newSums {
-		ops = append(ops, putSumOp(m.ID, bs.block, bs.sum))
-	}
-	if _, err := s.writeLocked(append(ops, putOp(m))); err != nil {
-		return fmt.Errorf("cache: commit %q: %w", m.Key, err)
+	if _, err := s.writeLocked(ops(s.epoch)); err != nil {
+		return fmt.Errorf("cache: commit %s: %w", logKey(e.key), err)
 	}
 	return nil
+}
+
+// commitRanges claims rs for e's version, with the sums of the blocks it
+// completes: all a checkpoint writes, whatever the headers weigh.
+func (s *Store) commitRanges(e *Entry, rs rangeutil.Set, newSums []blockSum) error {
+	return s.commit(e, func(epoch uint64) []indexOp {
+		// Sums first: if Badger splits the write, a crash in between
+		// leaves a sum nobody claims, never a claimed block without its
+		// sum.
+		ops := make([]indexOp, 0, len(newSums)+1)
+		for _, bs := range newSums {
+			ops = append(ops, putSumOp(e.id, bs.block, bs.sum))
+		}
+		return append(ops, putRangesOp(e.id, epoch, rs))
+	})
+}
+
+// commitRecord writes m's record: its headers, times and size, not its
+// range set.
+func (s *Store) commitRecord(e *Entry, m Meta) error {
+	return s.commit(e, func(uint64) []indexOp { return []indexOp{putRecordOp(m)} })
 }
 
 // deleteIndex removes key from the index if it still names body file id.
@@ -526,7 +552,7 @@ func (s *Store) deleteIndex(key string, id uint64) error {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	if _, err := s.writeLocked([]indexOp{deleteOp(key, id)}); err != nil {
-		return fmt.Errorf("cache: delete %q: %w", key, err)
+		return fmt.Errorf("cache: delete %s: %w", logKey(key), err)
 	}
 	return nil
 }
@@ -555,14 +581,7 @@ func bodyName(id uint64) string { return fmt.Sprintf("%016x", id) }
 // keys lists every key in the index.
 func (s *Store) keys() ([]string, error) {
 	var keys []string
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("e/")})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			keys = append(keys, string(it.Item().Key()[2:]))
-		}
-		return nil
-	})
+	err := s.eachRecord(func(key string, _ version) { keys = append(keys, key) })
 	if err != nil {
 		return nil, fmt.Errorf("cache: list keys: %w", err)
 	}
@@ -570,8 +589,6 @@ func (s *Store) keys() ([]string, error) {
 }
 
 func (s *Store) now() time.Time { return s.opts.Now() }
-
-func indexKey(key string) []byte { return append([]byte("e/"), key...) }
 
 func newID() uint64 {
 	var b [8]byte
