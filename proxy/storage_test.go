@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/resumeproxy/resumeproxy/cache"
@@ -116,6 +117,79 @@ func TestCutBodyFileRefetched(t *testing.T) {
 		}
 		if got := h.logs.count("body file cut short"); got != 1 {
 			t.Errorf("the cut was logged %d times, want once", got)
+		}
+	})
+}
+
+// TestLongURLCached: a 66 KB URL was over Badger's key limit: it was never
+// stored, and every request logged a 140 KB error line (the URL, and a hex
+// dump of it). Now a key over the index's limit is stored under its hash,
+// with the URL in its record, so the URL is cached and hit like any
+// other, and no log line carries it whole.
+func TestLongURLCached(t *testing.T) {
+	schemes(t, func(t *testing.T, s scheme) {
+		h := newSchemeHarness(t, s)
+		path := "/long/" + strings.Repeat("a", 66_000)
+		u := h.set(path, testorigin.Resource{Size: 2 * mib, CacheControl: "max-age=3600"})
+		for _, want := range []string{xMiss, xHit} {
+			r := h.get(u)
+			wantBody(t, "GET a 66 KB URL", r, http.StatusOK, 0, 0, 2*mib)
+			wantXCache(t, "GET a 66 KB URL", r, want)
+		}
+		if got := h.origin.PathBodyBytes(path); got != 2*mib {
+			t.Errorf("the origin sent %d bytes for two GETs of a 66 KB URL, want %d (one download)", got, 2*mib)
+		}
+		// A URL that differs in its last byte is another resource.
+		other := path[:len(path)-1] + "b"
+		v := h.set(other, testorigin.Resource{Size: mib, Version: 1, CacheControl: "max-age=3600"})
+		r := h.get(v)
+		wantBody(t, "GET the other 66 KB URL", r, http.StatusOK, 1, 0, mib)
+		wantXCache(t, "GET the other 66 KB URL", r, xMiss)
+		if longest := h.logs.longest(); longest > 8<<10 {
+			t.Errorf("the longest log line is %d bytes, want at most 8 KiB", longest)
+		}
+	})
+}
+
+// longest returns the length of the longest line logged.
+func (b *logBuffer) longest() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, l := range b.lines {
+		n = max(n, len(l))
+	}
+	return n
+}
+
+// TestHugeHeaderRelayed: a response with a 1 MiB header was stored, and
+// its record, headers included, rewritten into the index at every
+// checkpoint (9 MB of headers took the index to 515 MB for one 200 MB
+// body). Now headers over cache.MaxHeaderBytes are relayed uncached, and
+// the log says why.
+func TestHugeHeaderRelayed(t *testing.T) {
+	schemes(t, func(t *testing.T, s scheme) {
+		h := newSchemeHarness(t, s)
+		big := strings.Repeat("x", 1<<20)
+		u := h.set("/big-header", testorigin.Resource{Size: 4 * mib, CacheControl: "max-age=3600",
+			Header: http.Header{"X-Big": {big}}})
+		for i := range 2 {
+			r := h.get(u)
+			wantBody(t, "GET with a 1 MiB header", r, http.StatusOK, 0, 0, 4*mib)
+			wantXCache(t, "GET with a 1 MiB header", r, xMiss)
+			if got := r.header.Get("X-Big"); got != big {
+				t.Errorf("GET %d: X-Big of %d bytes, want the origin's %d", i+1, len(got), len(big))
+			}
+		}
+		if got := h.origin.PathBodyBytes("/big-header"); got != 8*mib {
+			t.Errorf("the origin sent %d bytes for two GETs, want %d (each relayed)", got, 8*mib)
+		}
+		if e := h.stored(u); e != nil {
+			e.Release()
+			t.Errorf("a response with a 1 MiB header is stored, want it relayed")
+		}
+		if got := h.logs.count("too large to store"); got != 2 {
+			t.Errorf("logged %d times why the response was not stored, want 2", got)
 		}
 	})
 }

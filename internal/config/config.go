@@ -38,7 +38,7 @@ type Config struct {
 	SyncInterval Size `yaml:"sync_interval"`
 	// MaxSize bounds the bytes the cache keeps, counted as the bytes present
 	// in the body files (which are sparse: a partial download takes only
-	// what it has). Over it, the least recently used downloads, complete or
+	// what it has) and the index records (about a KiB each). Over it, the least recently used downloads, complete or
 	// partial, are evicted down to 90%; a download in use is never evicted.
 	// 0 means automatic: a quarter of the filesystem holding cache_dir,
 	// measured at startup, at least 1GiB and at most 100GiB. Otherwise at
