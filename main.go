@@ -78,12 +78,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: levelOf(cfg.LogLevel)}))
-	store, err := cache.Open(cfg.CacheDir, cache.Options{
+	store, err := openCache(cfg, cache.Options{
 		CheckpointBytes: int64(cfg.CheckpointInterval),
 		SyncBytes:       int64(cfg.SyncInterval),
 		MaxSize:         int64(cfg.MaxSize), // 0: automatic, as both document
+		MaxObjectSize:   int64(cfg.MaxObjectSize),
 		PartialTTL:      cfg.PartialTTL,
 		Logger:          log,
+	}, func(aside string, removed int) {
+		log.Warn("the cache index was damaged: moved aside, starting with an empty cache", "moved_to", aside, "body_files_removed", removed)
 	})
 	if err != nil {
 		return err
@@ -176,6 +179,9 @@ func parseServeFlags(args []string, stderr io.Writer) (config.Config, error) {
 	caCert := fs.String("ca-cert", "", "CA certificate `PEM` for --mitm (default: the one ca init wrote)")
 	caKey := fs.String("ca-key", "", "CA private key `PEM` for --mitm (default: the one ca init wrote)")
 	ports := fs.String("connect-ports", "", "comma-separated `ports` a CONNECT may reach (default 443)")
+	resetIndex := fs.Bool("reset-index", false, "if the cache index is damaged, move it aside (to index.damaged-TIME in the cache\n"+
+		"directory) and start with an empty cache, removing the body files nothing can vouch for;\n"+
+		"a healthy index is left alone")
 	if err := fs.Parse(args); err != nil {
 		return config.Config{}, err
 	}
@@ -199,6 +205,7 @@ func parseServeFlags(args []string, stderr io.Writer) (config.Config, error) {
 	if *caCert != "" || *caKey != "" {
 		cfg.MITM.CACert, cfg.MITM.CAKey = *caCert, *caKey
 	}
+	cfg.ResetIndex = *resetIndex
 	if *ports != "" {
 		p, err := config.ParsePorts(*ports)
 		if err != nil {
@@ -217,6 +224,26 @@ func levelOf(s string) slog.Level {
 	return l
 }
 
+// openCache opens the cache under cfg.CacheDir. A damaged index
+// (cache.ErrIndexDamaged) is moved aside with --reset-index, and the cache
+// starts empty (reset tells what happened); without it, the error says
+// how to get out.
+func openCache(cfg config.Config, opts cache.Options, reset func(aside string, removed int)) (*cache.Store, error) {
+	store, err := cache.Open(cfg.CacheDir, opts)
+	if !errors.Is(err, cache.ErrIndexDamaged) {
+		return store, err
+	}
+	if !cfg.ResetIndex {
+		return nil, fmt.Errorf("%w\nTo start over with an empty cache, run again with --reset-index: it moves the damaged index aside and removes the body files", err)
+	}
+	aside, removed, rerr := cache.ResetIndex(cfg.CacheDir, time.Now())
+	if rerr != nil {
+		return nil, errors.Join(err, rerr)
+	}
+	reset(aside, removed)
+	return cache.Open(cfg.CacheDir, opts)
+}
+
 // runVerify checks every stored block against its checksum, drops the bad
 // ones (they are fetched again when next asked for) and prints a report.
 // The proxy must not be running on the same cache directory.
@@ -228,10 +255,13 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	// The configured limits, not the automatic ones: the store may evict
 	// while open, and must do as the proxy would.
-	store, err := cache.Open(cfg.CacheDir, cache.Options{
-		MaxSize:    int64(cfg.MaxSize),
-		PartialTTL: cfg.PartialTTL,
-		Logger:     log,
+	store, err := openCache(cfg, cache.Options{
+		MaxSize:       int64(cfg.MaxSize),
+		MaxObjectSize: int64(cfg.MaxObjectSize),
+		PartialTTL:    cfg.PartialTTL,
+		Logger:        log,
+	}, func(aside string, removed int) {
+		fmt.Fprintf(stdout, "the index was damaged: moved aside to %s; %d body files removed; the cache is empty\n", aside, removed)
 	})
 	if err != nil {
 		return err

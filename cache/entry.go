@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sync"
 
@@ -59,9 +60,10 @@ type Entry struct {
 	changed chan struct{}
 	// fills are the fills under way, in no particular order.
 	fills []*Fill
-	// checked marks the blocks that may be served: verified against their
-	// sum, or written by this process.
-	checked []bool
+	// checked holds the numbers of the blocks that may be served:
+	// verified against their sum, or written by this process. A set of
+	// intervals, so it costs what was written, not what the size declares.
+	checked rangeutil.Set
 	// clients counts the clients reading (or about to read) this entry;
 	// when it drops to zero every fill is abandoned.
 	clients int
@@ -117,7 +119,7 @@ func (e *Entry) Available(off int64) int64 {
 	end := e.meta.Ranges.ContiguousEnd(off)
 	size := e.meta.Size
 	b := off / BlockSize
-	checked := b < int64(len(e.checked)) && e.checked[b]
+	checked := e.checked.Has(b)
 	e.mu.Unlock()
 	if end <= off || size < 0 {
 		return end - off
@@ -126,7 +128,7 @@ func (e *Entry) Available(off int64) int64 {
 		if err := e.verifyBlock(b); errors.Is(err, ErrCorrupt) {
 			return 0
 		} else if err != nil {
-			e.store.log.Error("cache: cannot verify block", "key", e.key, "block", b, "err", err)
+			e.store.log.Error("cache: cannot verify block", "key", logKey(e.key), "block", b, "err", err)
 		}
 	}
 	return min(end, blockRange(b, size).End) - off
@@ -141,13 +143,62 @@ func (e *Entry) isObsolete() bool {
 	return e.obsolete
 }
 
-// ReadAt reads body bytes; callers read only what Available reported.
+// ErrBodyCut is returned by ReadAt when the body file ended before bytes
+// the entry claimed (the file was cut short behind the cache's back): the
+// missing bytes are dropped, and read as a gap to fetch again.
+var ErrBodyCut = errors.New("cache: body file shorter than claimed")
+
+// ReadAt reads body bytes; callers read only what Available reported. A
+// read that ends early at the end of the file drops the bytes the file no
+// longer has (BodyEnded) and returns ErrBodyCut with what it read.
 func (e *Entry) ReadAt(p []byte, off int64) (int, error) {
 	n, err := e.file.ReadAt(p, off)
+	if errors.Is(err, io.EOF) && n < len(p) && e.BodyEnded(off+int64(n)) {
+		return n, fmt.Errorf("%w: %s at %d", ErrBodyCut, logKey(e.key), off+int64(n))
+	}
 	if err != nil && !(errors.Is(err, io.EOF) && n == len(p)) {
-		return n, fmt.Errorf("cache: read %q at %d: %w", e.key, off, err)
+		return n, fmt.Errorf("cache: read %s at %d: %w", logKey(e.key), off, err)
 	}
 	return n, nil
+}
+
+// BodyEnded is told of a read of the body file that met its end at off,
+// before bytes the entry claims: the file was cut short (by a hand, a disk
+// tool, another program). Every claimed byte at or past the file's end
+// (off, or less if the file is shorter still) is dropped from the entry
+// and the index, so that readers find a gap, which their usual gap
+// handling fetches again; a cut hit is never served twice. It logs what
+// it dropped, and reports whether byte off is missing from the entry now
+// (dropped by this call or an earlier one). False means the entry still
+// claims it: a write got there meanwhile, or the version is obsolete
+// (whose ranges stay as they were): the reader cannot go on.
+func (e *Entry) BodyEnded(off int64) bool {
+	if fi, err := os.Stat(e.store.bodyPath(e.id)); err == nil {
+		off = min(off, fi.Size())
+	}
+	e.ckMu.Lock()
+	defer e.ckMu.Unlock()
+	e.mu.Lock()
+	gone := rangeutil.Range{Start: off, End: math.MaxInt64}
+	before := e.meta.Ranges.Covered()
+	if !e.obsolete {
+		e.meta.Ranges.Remove(gone)
+	}
+	lost := before - e.meta.Ranges.Covered()
+	if lost == 0 {
+		defer e.mu.Unlock()
+		return !e.meta.Ranges.Has(off)
+	}
+	e.durable.Remove(gone)
+	durable := e.durable.Clone()
+	e.signalLocked()
+	e.mu.Unlock()
+	e.store.log.Warn("cache: body file cut short; dropping the bytes it lost, to fetch them again",
+		"key", logKey(e.key), "file_ends_at", off, "bytes_dropped", lost)
+	if err := e.store.commitRanges(e, durable, nil); err != nil {
+		e.store.log.Error("cache: drop the bytes a cut body file lost", "key", logKey(e.key), "err", err)
+	}
+	return true
 }
 
 // OpenReader opens a private read-only descriptor of the body file, so a
@@ -156,7 +207,7 @@ func (e *Entry) ReadAt(p []byte, off int64) (int, error) {
 func (e *Entry) OpenReader() (*os.File, error) {
 	f, err := os.Open(e.store.bodyPath(e.id))
 	if err != nil {
-		return nil, fmt.Errorf("cache: open %q for reading: %w", e.key, err)
+		return nil, fmt.Errorf("cache: open %s for reading: %w", logKey(e.key), err)
 	}
 	return f, nil
 }
@@ -169,6 +220,9 @@ func (e *Entry) OpenReader() (*os.File, error) {
 func (e *Entry) WriteAt(p []byte, off int64) (int, error) {
 	if e.isObsolete() {
 		return 0, ErrObsolete
+	}
+	if err := e.checkExtent(off, int64(len(p))); err != nil {
+		return 0, err
 	}
 	every := e.store.opts.CheckpointBytes
 	if behind := e.unclaimed(); behind > 0 && behind+int64(len(p)) > 2*every {
@@ -196,12 +250,28 @@ func (e *Entry) WriteAt(p []byte, off int64) (int, error) {
 		e.syncAsync()
 	}
 	if err != nil {
-		return n, e.store.storageFailed(fmt.Sprintf("write %q at %d", e.key, off), err)
+		return n, e.store.storageFailed(fmt.Sprintf("write %s at %d", logKey(e.key), off), err)
 	}
 	if sinceCheckpoint >= every {
 		e.checkpointAsync()
 	}
 	return n, nil
+}
+
+// checkExtent refuses a write of n bytes at off that would reach past the
+// version's size (or past the largest offset there is): the index would
+// claim bytes beyond the end, which it refuses to load.
+func (e *Entry) checkExtent(off, n int64) error {
+	e.mu.Lock()
+	limit := e.meta.Size
+	e.mu.Unlock()
+	if limit < 0 { // unknown
+		limit = math.MaxInt64
+	}
+	if off < 0 || n > limit-off {
+		return fmt.Errorf("cache: write of %d bytes at %d to %s: beyond its size (%d)", n, off, logKey(e.key), limit)
+	}
+	return nil
 }
 
 // unclaimed returns how many bytes are written but not yet claimed.
@@ -228,7 +298,7 @@ func (e *Entry) checkpointAsync() {
 		defer e.Release()
 		for again := true; again; {
 			if err := e.Checkpoint(); err != nil && !errors.Is(err, ErrStorage) { // the store logged those
-				e.store.log.Error("cache: checkpoint", "key", e.key, "err", err)
+				e.store.log.Error("cache: checkpoint", "key", logKey(e.key), "err", err)
 			}
 			// Writes that fell due meanwhile were not checkpointed: go again.
 			e.mu.Lock()
@@ -261,7 +331,7 @@ func (e *Entry) Checkpoint() error {
 		e.mu.Unlock()
 		return nil
 	}
-	snap := e.meta.clone()
+	snap := Meta{Size: e.meta.Size, Ranges: e.meta.Ranges.Clone()}
 	e.sinceCheckpoint = 0
 	e.mu.Unlock()
 	if snap.Ranges.Equal(e.durableRanges()) {
@@ -271,7 +341,7 @@ func (e *Entry) Checkpoint() error {
 	if err != nil {
 		return err
 	}
-	if err := e.store.commit(e, snap, fresh); err != nil {
+	if err := e.store.commitRanges(e, snap.Ranges, fresh); err != nil {
 		return err
 	}
 	e.mu.Lock()
@@ -295,7 +365,7 @@ func (e *Entry) syncAsync() {
 		defer e.Release()
 		defer done()
 		if err := e.file.Sync(); err != nil {
-			e.store.storageFailed(fmt.Sprintf("sync %q", e.key), err) // logs it
+			e.store.storageFailed(fmt.Sprintf("sync %s", logKey(e.key)), err) // logs it
 		} else if err := e.store.db.Sync(); err != nil {
 			e.store.log.Error("cache: sync index", "err", err)
 		}
@@ -313,18 +383,22 @@ func (e *Entry) durableRanges() rangeutil.Set {
 }
 
 // Update changes the metadata (headers, times, size) with fn and commits it.
-// fn must not touch Key, ID or Ranges. The committed ranges stay the durable
-// ones.
+// fn must not touch Key, ID or Ranges. Headers over MaxHeaderBytes are
+// refused (ErrTooLarge), and the metadata stays as it was.
 func (e *Entry) Update(fn func(m *Meta)) error {
-	e.ckMu.Lock() // one commit at a time: never old headers or old ranges last
+	e.ckMu.Lock() // one commit at a time: never old headers last
 	defer e.ckMu.Unlock()
 	e.mu.Lock()
-	fn(&e.meta)
 	m := e.meta.clone()
-	m.Ranges = e.durable.Clone()
+	fn(&m)
+	if err := checkHeaderSize(&m); err != nil {
+		e.mu.Unlock()
+		return fmt.Errorf("cache: update %s: %w", logKey(e.key), err)
+	}
+	e.meta = m.clone()
 	e.signalLocked()
 	e.mu.Unlock()
-	return e.store.commit(e, m, nil)
+	return e.store.commitRecord(e, m)
 }
 
 // Drop removes this version from the index; readers that hold it finish
@@ -333,7 +407,7 @@ func (e *Entry) Drop() {
 	e.markObsolete()
 	e.store.forget(e)
 	if err := e.store.deleteIndex(e.key, e.id); err != nil {
-		e.store.log.Error("cache: drop entry", "key", e.key, "err", err)
+		e.store.log.Error("cache: drop entry", "key", logKey(e.key), "err", err)
 	}
 }
 
@@ -401,10 +475,10 @@ func (e *Entry) Release() {
 	if s.afterClose() {
 		// A fill that outlived the shutdown: what it wrote since Close
 		// checkpointed stays unclaimed, like after a crash.
-		s.log.Debug("cache: entry released after close; its last bytes stay unclaimed", "key", e.key)
+		s.log.Debug("cache: entry released after close; its last bytes stay unclaimed", "key", logKey(e.key))
 	} else if err := e.Checkpoint(); err != nil {
 		if !errors.Is(err, ErrStorage) { // the store logged those
-			s.log.Error("cache: checkpoint on release", "key", e.key, "err", err)
+			s.log.Error("cache: checkpoint on release", "key", logKey(e.key), "err", err)
 		}
 	}
 	s.mu.Lock()

@@ -148,18 +148,19 @@ func (s *Store) markSynced() error {
 func (s *Store) cutUnsynced(dirty []uint64) error {
 	var ops []indexOp
 	var cut int64
-	err := s.eachRecord(func(key string, m *Meta, derr error) {
-		if derr != nil || !slices.Contains(dirty, m.Epoch) {
+	err := s.eachRecord(func(key string, v version) {
+		m := v.m
+		if m == nil || !slices.Contains(dirty, m.Epoch) {
 			return
 		}
 		keep := rangeutil.Set{}
 		if m.Size >= 0 {
-			_, have, err := s.loadSums(m.ID, m.Size)
+			sums, err := s.loadSums(m.ID, m.Size)
 			if err != nil {
-				s.log.Error("cache: after power loss", "key", key, "err", err)
+				s.log.Error("cache: after power loss", "key", logKey(key), "err", err)
 			}
 			for _, b := range completeBlocks(m.Ranges, m.Size) {
-				if b < int64(len(have)) && have[b] {
+				if _, ok := sums[b]; ok {
 					keep.Insert(blockRange(b, m.Size))
 				}
 			}
@@ -168,9 +169,7 @@ func (s *Store) cutUnsynced(dirty []uint64) error {
 			return
 		}
 		cut += m.Ranges.Covered() - keep.Covered()
-		c := m.clone()
-		c.Ranges = keep
-		ops = append(ops, putOp(c))
+		ops = append(ops, putRangesOp(m.ID, m.Epoch, keep))
 	})
 	if err != nil {
 		return fmt.Errorf("cache: scan index after power loss: %w", err)
@@ -207,8 +206,8 @@ func (s *Store) checkAfterCrash(st runStart) {
 		return
 	}
 	var keys []string
-	err := s.eachRecord(func(key string, m *Meta, derr error) {
-		if derr == nil && slices.Contains(st.dirty, m.Epoch) {
+	err := s.eachRecord(func(key string, v version) {
+		if v.m != nil && slices.Contains(st.dirty, v.m.Epoch) {
 			keys = append(keys, key)
 		}
 	})
@@ -233,7 +232,7 @@ func (s *Store) checkAfterCrash(st runStart) {
 		rep.Blocks += checked
 		rep.Bad += len(dropped)
 		if err != nil {
-			s.log.Error("cache: startup check", "key", key, "err", err)
+			s.log.Error("cache: startup check", "key", logKey(key), "err", err)
 		}
 	}
 	s.log.Info("cache: checked what was being written before the machine restarted",

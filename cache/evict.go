@@ -56,7 +56,7 @@ func lowWater(maxSize int64) int64 { return maxSize - maxSize/10 }
 type candidate struct {
 	key      string
 	id       uint64
-	size     int64 // bytes present: Ranges.Covered()
+	size     int64 // its footprint: bytes present and its record
 	lastUse  time.Time
 	complete bool
 }
@@ -114,9 +114,9 @@ func (s *Store) evictPass() (n int, bytes int64, err error) {
 // last flush. Undecodable records are left out: Get reports them.
 func (s *Store) candidates() ([]candidate, error) {
 	var cands []candidate
-	err := s.eachRecord(func(key string, m *Meta, derr error) {
-		if derr == nil {
-			cands = append(cands, candidate{key, m.ID, m.Ranges.Covered(), m.lastUse(), m.Complete()})
+	err := s.eachRecord(func(key string, v version) {
+		if m := v.m; m != nil {
+			cands = append(cands, candidate{key, m.ID, v.footprint(), m.lastUse(), m.Complete()})
 		}
 	})
 	if err != nil {

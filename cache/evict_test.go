@@ -101,15 +101,16 @@ func usedOf(s *Store) int64 {
 	return s.used
 }
 
-// scanUsed sums the bytes the index claims, from scratch.
+// scanUsed sums the footprints of the versions in the index (the bytes
+// they claim and their records), from scratch.
 func scanUsed(t *testing.T, s *Store) int64 {
 	t.Helper()
 	var sum int64
-	err := s.eachRecord(func(key string, m *Meta, derr error) {
-		if derr != nil {
-			t.Errorf("index record %q: %v", key, derr)
+	err := s.eachRecord(func(key string, v version) {
+		if v.derr != nil {
+			t.Errorf("index record %q: %v", key, v.derr)
 		}
-		sum += m.Ranges.Covered()
+		sum += v.footprint()
 	})
 	if err != nil {
 		t.Fatalf("eachRecord() error: %v", err)
@@ -198,41 +199,57 @@ func TestVictims(t *testing.T) {
 // first, complete or partial, down to 90% of the limit; a Get counts as an
 // access; the body file goes with the record.
 func TestEvictLRU(t *testing.T) {
+	// Sizes are in KiB, so that what the records take (a few hundred
+	// bytes each, counted too) does not decide the order; the limit has
+	// room for them.
+	const k = 1 << 10
 	clock := newClock()
-	s := manualStore(t, 1000, clock)
+	s := manualStore(t, 1010*k, clock)
 	ids := map[string]uint64{}
-	for _, k := range []string{"a", "b", "c"} {
-		ids[k] = store(t, s, k, 300, 300)
+	for _, key := range []string{"a", "b", "c"} {
+		ids[key] = store(t, s, key, 300*k, 300*k)
 		clock.Advance(time.Hour)
 	}
-	ids["p"] = store(t, s, "p", 900, 200) // partial: counts its 200 present bytes
+	ids["p"] = store(t, s, "p", 900*k, 200*k) // partial: counts its 200 KiB present
 	clock.Advance(time.Hour)
 	access(t, s, "a") // a is now the most recent
 	clock.Advance(time.Hour)
 
-	// 1100 bytes: evict in order b, c, p, a until at most 900 are left.
+	// 1100 KiB: evict in order b, c, p, a until at most 909 KiB are left.
 	if n := pass(t, s); n != 1 {
-		t.Errorf("pass at 1100 of 1000 bytes evicted %d versions, want 1 (b)", n)
+		t.Errorf("pass at 1100 of 1010 KiB evicted %d versions, want 1 (b)", n)
 	}
 	checkStored(t, s, ids, map[string]bool{"a": true, "b": false, "c": true, "p": true})
-	if got := usedOf(s); got != 800 {
-		t.Errorf("used after evicting b = %d, want 800", got)
+	if got, want := usedOf(s), 800*k+recordBytes(t, s); got != want {
+		t.Errorf("used after evicting b = %d, want %d (800 KiB and the records)", got, want)
 	}
 
-	ids["d"] = store(t, s, "d", 300, 300)
+	ids["d"] = store(t, s, "d", 300*k, 300*k)
 	clock.Advance(time.Hour)
 	access(t, s, "c")
-	// 1100 bytes again: the order is now p, a, d, c.
+	// 1100 KiB again: the order is now p, a, d, c.
 	if n := pass(t, s); n != 1 {
-		t.Errorf("second pass at 1100 of 1000 bytes evicted %d versions, want 1 (p)", n)
+		t.Errorf("second pass at 1100 of 1010 KiB evicted %d versions, want 1 (p)", n)
 	}
 	checkStored(t, s, ids, map[string]bool{"a": true, "c": true, "d": true, "p": false})
-	if got, want := usedOf(s), scanUsed(t, s); got != 900 || want != 900 {
-		t.Errorf("used, scanned after evicting p = %d, %d, want 900, 900", got, want)
+	want := 900*k + recordBytes(t, s)
+	if got, scanned := usedOf(s), scanUsed(t, s); got != want || scanned != want {
+		t.Errorf("used, scanned after evicting p = %d, %d, want %d, %d", got, scanned, want, want)
 	}
 	if n := pass(t, s); n != 0 {
-		t.Errorf("pass at 900 of 1000 bytes evicted %d versions, want 0", n)
+		t.Errorf("pass at 900 of 1010 KiB evicted %d versions, want 0", n)
 	}
+}
+
+// recordBytes sums what the records of the index take (their keys and
+// values), which used counts besides the bytes of the bodies.
+func recordBytes(t *testing.T, s *Store) int64 {
+	t.Helper()
+	var sum int64
+	if err := s.eachRecord(func(_ string, v version) { sum += v.bytes }); err != nil {
+		t.Fatalf("eachRecord() error: %v", err)
+	}
+	return sum
 }
 
 // TestEvictSkipsInUse: a version someone holds (a reader, a fill) is never
@@ -450,8 +467,8 @@ func TestOpenRemovesStrays(t *testing.T) {
 		}
 	}
 	checkStored(t, c, ids, map[string]bool{"kept": true, "nofile": false, "partial": true})
-	if got, want := usedOf(c), int64(70+30); got != want {
-		t.Errorf("used after Open = %d, want %d (kept's 70 + partial's 30)", got, want)
+	if got, want := usedOf(c), 70+30+recordBytes(t, c); got != want {
+		t.Errorf("used after Open = %d, want %d (kept's 70 + partial's 30, and the records)", got, want)
 	}
 	g := mustGet(t, c, "kept")
 	defer g.Release()

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"time"
 )
@@ -31,7 +30,7 @@ const storageBackoff = 30 * time.Second
 
 // openBody opens a body file through Options.WrapFile.
 func (s *Store) openBody(path string, flag int) (File, error) {
-	f, err := os.OpenFile(path, flag, 0o644)
+	f, err := s.opts.openFile(path, flag, 0o644)
 	if err != nil {
 		return nil, err
 	}

@@ -132,7 +132,7 @@ func (f *Fill) State() (validated, done bool, err error) {
 func (f *Fill) Write(p []byte) (int, error) {
 	pos := f.Pos()
 	if int64(len(p)) > f.end-pos {
-		return 0, fmt.Errorf("cache: fill of %q: %d bytes at %d overrun end %d", f.e.key, len(p), pos, f.end)
+		return 0, fmt.Errorf("cache: fill of %s: %d bytes at %d overrun end %d", logKey(f.e.key), len(p), pos, f.end)
 	}
 	n, err := f.e.WriteAt(p, pos)
 	f.e.mu.Lock()

@@ -17,19 +17,30 @@ const BlockSize = 1 << 20
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// blockRange returns the bytes of block b of a body of size bytes.
+// Block arithmetic never overflows, whatever size an origin declares (up
+// to math.MaxInt64): no expression goes past the size it is given.
+
+// blockRange returns the bytes of block b of a body of size bytes; b is
+// below numBlocks(size).
 func blockRange(b, size int64) rangeutil.Range {
-	return rangeutil.Range{Start: b * BlockSize, End: min((b+1)*BlockSize, size)}
+	start := b * BlockSize
+	return rangeutil.Range{Start: start, End: start + min(BlockSize, size-start)}
 }
 
-// numBlocks returns how many blocks a body of size bytes has.
-func numBlocks(size int64) int64 { return (size + BlockSize - 1) / BlockSize }
+// numBlocks returns how many blocks a body of size bytes has: the blocks
+// that start below size.
+func numBlocks(size int64) int64 {
+	if size <= 0 {
+		return 0
+	}
+	return (size-1)/BlockSize + 1
+}
 
 // completeBlocks lists the blocks wholly present in rs.
 func completeBlocks(rs rangeutil.Set, size int64) []int64 {
 	var out []int64
 	for _, r := range rs.Ranges() {
-		for b := (r.Start + BlockSize - 1) / BlockSize; b < numBlocks(size); b++ {
+		for b := numBlocks(r.Start); b < numBlocks(size); b++ { // the first block starting at or after r.Start
 			br := blockRange(b, size)
 			if br.End > r.End {
 				break
@@ -45,7 +56,7 @@ func (e *Entry) blockSum(b, size int64) (uint32, error) {
 	br := blockRange(b, size)
 	h := crc32.New(castagnoli)
 	if _, err := io.Copy(h, io.NewSectionReader(e.file, br.Start, br.Len())); err != nil {
-		return 0, fmt.Errorf("cache: read block %d of %q: %w", b, e.key, err)
+		return 0, fmt.Errorf("cache: read block %d of %s: %w", b, logKey(e.key), err)
 	}
 	return h.Sum32(), nil
 }
@@ -70,7 +81,7 @@ func (e *Entry) sumNewBlocks(snap *Meta) ([]blockSum, error) {
 	var fresh []blockSum
 	for _, r := range snap.Ranges.Ranges() {
 		for _, nr := range durable.Missing(r) {
-			for b := nr.Start / BlockSize; b*BlockSize < nr.End; b++ {
+			for b := nr.Start / BlockSize; b <= (nr.End-1)/BlockSize; b++ {
 				br := blockRange(b, snap.Size)
 				if !snap.Ranges.Contains(br) || durable.Contains(br) {
 					continue
@@ -127,7 +138,7 @@ func (e *Entry) verifyBlock(b int64) error {
 		return err
 	}
 	if sum != want {
-		e.store.log.Warn("cache: corrupt block dropped; it will be fetched again", "key", e.key, "block", b)
+		e.store.log.Warn("cache: corrupt block dropped; it will be fetched again", "key", logKey(e.key), "block", b)
 		return errors.Join(ErrCorrupt, e.dropBlock(b))
 	}
 	e.store.verified.mark(e.id, b)
@@ -139,12 +150,7 @@ func (e *Entry) verifyBlock(b int64) error {
 func (e *Entry) markChecked(b int64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.meta.Size >= 0 && e.checked == nil {
-		e.checked = make([]bool, numBlocks(e.meta.Size))
-	}
-	if b < int64(len(e.checked)) {
-		e.checked[b] = true
-	}
+	e.checked.Insert(rangeutil.Range{Start: b, End: b + 1})
 }
 
 // dropBlock removes block b from the entry and commits that at once, so the
@@ -156,11 +162,10 @@ func (e *Entry) dropBlock(b int64) error {
 	br := blockRange(b, e.meta.Size)
 	e.meta.Ranges.Remove(br)
 	e.durable.Remove(br)
-	m := e.meta.clone()
-	m.Ranges = e.durable.Clone()
+	durable := e.durable.Clone()
 	e.signalLocked()
 	e.mu.Unlock()
-	return e.store.commit(e, m, nil)
+	return e.store.commitRanges(e, durable, nil)
 }
 
 // verifiedBlocks remembers, per body file, the blocks checked in this
@@ -218,8 +223,12 @@ func (s *Store) Verify(bad func(key string, block int64)) (VerifyReport, error) 
 	}
 	for _, key := range keys {
 		e, err := s.get(key, false) // checking every entry is no use of it: keep their LRU order
-		if err != nil || e == nil {
-			continue // vanished or unreadable: Get logged it
+		if err != nil {
+			s.log.Error("cache: verify: cannot read entry", "key", logKey(key), "err", err)
+			continue
+		}
+		if e == nil {
+			continue // vanished
 		}
 		checked, dropped, err := e.verifyAll()
 		e.Release()
@@ -243,14 +252,15 @@ func (e *Entry) verifyAll() (int, []int64, error) {
 	if m.Size < 0 {
 		return 0, nil, nil
 	}
-	sums, have, err := e.store.loadSums(e.id, m.Size)
+	sums, err := e.store.loadSums(e.id, m.Size)
 	if err != nil {
 		return 0, nil, err
 	}
 	var dropped []int64
 	checked := 0
 	for _, b := range completeBlocks(e.durableRanges(), m.Size) {
-		if b >= int64(len(have)) || !have[b] {
+		want, ok := sums[b]
+		if !ok {
 			continue // stored before it had a sum: nothing to compare with
 		}
 		checked++
@@ -258,7 +268,7 @@ func (e *Entry) verifyAll() (int, []int64, error) {
 		if err != nil {
 			return checked, dropped, err
 		}
-		if sum != sums[b] {
+		if sum != want {
 			dropped = append(dropped, b)
 			if err := e.dropBlock(b); err != nil {
 				return checked, dropped, err

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -33,11 +34,11 @@ type Meta struct {
 	// Ranges are the body bytes present in the body file. In the index it
 	// only ever lists bytes written to the file before the commit (DESIGN
 	// invariant 5; after a power loss, Open cuts it to checksummed blocks).
-	Ranges rangeutil.Set `json:"ranges"`
+	Ranges rangeutil.Set `json:"-"`
 	// Epoch is the run of the store (counted per Open) that last committed
 	// this record; after a power loss, that run's entries are cut back and
 	// checked first.
-	Epoch uint64 `json:"epoch,omitempty"`
+	Epoch uint64 `json:"-"`
 	// RequestTime and ResponseTime bracket the upstream exchange that produced
 	// (or last revalidated) Header; freshness is computed from them
 	// (RFC 9111 §4.2.3).
@@ -56,6 +57,32 @@ type Meta struct {
 	// and at Close, so a crash may lose a minute of them.
 	// Zero in records written before the field existed: Created stands in.
 	Accessed time.Time `json:"accessed"`
+}
+
+// MaxHeaderBytes bounds the headers a version stores: its response fields
+// and the request fields that selected it, counted as on the wire. A
+// response with more is not stored (Create fails with ErrTooLarge): its
+// record is read at every lookup that loads it and rewritten when its
+// headers are refreshed, and a 9 MB header once took the index to 515 MB.
+const MaxHeaderBytes = 64 << 10
+
+// headerBytes is the size of h as sent on the wire ("Name: value\r\n").
+func headerBytes(h map[string][]string) int64 {
+	var n int64
+	for k, vs := range h {
+		for _, v := range vs {
+			n += int64(len(k) + len(v) + 4)
+		}
+	}
+	return n
+}
+
+// checkHeaderSize refuses m when its headers exceed MaxHeaderBytes.
+func checkHeaderSize(m *Meta) error {
+	if n := headerBytes(m.Header) + headerBytes(m.RequestHeader); n > MaxHeaderBytes {
+		return fmt.Errorf("%w: headers of %d bytes, over the %d a version may store", ErrTooLarge, n, MaxHeaderBytes)
+	}
+	return nil
 }
 
 // Complete reports whether every byte of the body is present.
@@ -90,23 +117,72 @@ func cloneHeader(h map[string][]string) map[string][]string {
 	return c
 }
 
-func encodeMeta(m *Meta) ([]byte, error) {
-	b, err := json.Marshal(m)
+// The index keeps a version in two records, so that a checkpoint rewrites
+// only what changes: the record under the key (recordKey) holds
+// everything but the range set, which has its own key (rangesKey), with
+// the run that committed it. A checkpoint writes a few dozen bytes,
+// whatever the headers weigh.
+
+// storedRecord is the JSON of the record under the key. Ranges and Epoch
+// are only ever read: records written before the range set had its own key
+// carried them (Open moves them, migrateLocked).
+type storedRecord struct {
+	Meta
+	Ranges *rangeutil.Set `json:"ranges,omitempty"`
+	Epoch  uint64         `json:"epoch,omitempty"`
+}
+
+// encodeRecord encodes m's record: all of it but Ranges and Epoch.
+func encodeRecord(m *Meta) ([]byte, error) {
+	b, err := json.Marshal(storedRecord{Meta: *m})
 	if err != nil {
-		return nil, fmt.Errorf("cache: encode meta %q: %w", m.Key, err)
+		return nil, fmt.Errorf("cache: encode record of %s: %w", logKey(m.Key), err)
 	}
 	return b, nil
 }
 
-func decodeMeta(b []byte) (Meta, error) {
-	var m Meta
-	if err := json.Unmarshal(b, &m); err != nil {
-		return Meta{}, fmt.Errorf("cache: decode meta: %w", err)
+// decodeRecord decodes a record under a key. legacy is set for a record
+// that still carries its range set (and m.Ranges and m.Epoch are then
+// those); otherwise they are left for the caller to fill from rangesKey.
+func decodeRecord(b []byte) (m Meta, legacy bool, err error) {
+	var r storedRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return Meta{}, false, fmt.Errorf("cache: decode record: %w", err)
 	}
-	if m.Size >= 0 && len(m.Ranges.Ranges()) > 0 {
-		if last := m.Ranges.Ranges()[len(m.Ranges.Ranges())-1]; last.End > m.Size {
-			return Meta{}, fmt.Errorf("cache: decode meta %q: ranges %v beyond size %d", m.Key, m.Ranges, m.Size)
-		}
+	m = r.Meta
+	if r.Ranges != nil {
+		m.Ranges, m.Epoch, legacy = *r.Ranges, r.Epoch, true
 	}
-	return m, nil
+	return m, legacy, m.checkRanges()
+}
+
+// checkRanges refuses a range set that claims bytes past the size.
+func (m *Meta) checkRanges() error {
+	if m.Size < 0 || m.Ranges.Len() == 0 {
+		return nil
+	}
+	if rs := m.Ranges.Ranges(); rs[len(rs)-1].End > m.Size {
+		return fmt.Errorf("cache: record of %s: ranges end at %d, beyond size %d", logKey(m.Key), rs[len(rs)-1].End, m.Size)
+	}
+	return nil
+}
+
+// encodeRanges encodes a range set and the run that committed it: a
+// uvarint epoch, then rangeutil's binary form.
+func encodeRanges(epoch uint64, rs rangeutil.Set) []byte {
+	b := binary.AppendUvarint(nil, epoch)
+	enc, _ := rs.MarshalBinary() // never fails
+	return append(b, enc...)
+}
+
+// decodeRanges decodes what encodeRanges wrote.
+func decodeRanges(b []byte) (epoch uint64, rs rangeutil.Set, err error) {
+	epoch, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0, rs, fmt.Errorf("cache: decode ranges: bad epoch")
+	}
+	if err := rs.UnmarshalBinary(b[n:]); err != nil {
+		return 0, rs, fmt.Errorf("cache: decode ranges: %w", err)
+	}
+	return epoch, rs, nil
 }

@@ -67,7 +67,7 @@ func TestMetaCloneIsDeep(t *testing.T) {
 	}
 }
 
-func TestMetaEncodeDecode(t *testing.T) {
+func TestRecordEncodeDecode(t *testing.T) {
 	now := time.Date(2026, 11, 3, 10, 4, 5, 123456789, time.UTC)
 	m := Meta{
 		Key:           "http://example.com/a.iso",
@@ -77,60 +77,82 @@ func TestMetaEncodeDecode(t *testing.T) {
 		RequestHeader: map[string][]string{"Accept-Encoding": {"gzip"}},
 		Size:          1000,
 		Ranges:        set([2]int64{0, 100}, [2]int64{500, 1000}),
+		Epoch:         7,
 		RequestTime:   now,
 		ResponseTime:  now.Add(time.Second),
 		Created:       now.Add(-time.Hour),
 		Accessed:      now.Add(time.Minute),
 	}
-	b, err := encodeMeta(&m)
+	b, err := encodeRecord(&m)
 	if err != nil {
-		t.Fatalf("encodeMeta() error: %v", err)
+		t.Fatalf("encodeRecord() error: %v", err)
 	}
-	got, err := decodeMeta(b)
-	if err != nil {
-		t.Fatalf("decodeMeta(%s) error: %v", b, err)
+	if strings.Contains(string(b), "ranges") || strings.Contains(string(b), "epoch") {
+		t.Errorf("encodeRecord() = %s, want no range set or epoch: they have their own key", b)
 	}
-	if !reflect.DeepEqual(got, m) {
-		t.Errorf("decodeMeta(encodeMeta(m)) = %+v, want %+v", got, m)
+	got, legacy, err := decodeRecord(b)
+	if err != nil || legacy {
+		t.Fatalf("decodeRecord(%s) = legacy %v, error %v, want false, nil", b, legacy, err)
+	}
+	want := m
+	want.Ranges, want.Epoch = rangeutil.Set{}, 0
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("decodeRecord(encodeRecord(m)) = %+v, want %+v", got, want)
+	}
+	epoch, rs, err := decodeRanges(encodeRanges(m.Epoch, m.Ranges))
+	if err != nil || epoch != m.Epoch || !rs.Equal(m.Ranges) {
+		t.Errorf("decodeRanges(encodeRanges(%d, %v)) = %d, %v, %v, want them back", m.Epoch, m.Ranges, epoch, rs, err)
 	}
 }
 
-func TestDecodeMetaRejects(t *testing.T) {
+func TestDecodeRangesRejects(t *testing.T) {
+	for _, b := range [][]byte{nil, {0x80}, {1}, {1, 1, 0, 0}, append(encodeRanges(1, set([2]int64{0, 5})), 0)} {
+		if _, _, err := decodeRanges(b); err == nil {
+			t.Errorf("decodeRanges(%x) error = nil, want one", b)
+		}
+	}
+}
+
+// TestDecodeRecordRejects: records written before the range set had its
+// own key carry it; it must still be valid.
+func TestDecodeRecordRejects(t *testing.T) {
 	tests := []struct {
 		name, json, want string
 	}{
-		{"not JSON", `{`, "decode meta"},
+		{"not JSON", `{`, "decode record"},
 		{"ranges beyond size", `{"key":"k","size":10,"ranges":[[0,11]]}`, "beyond size"},
 		{"last range beyond size", `{"key":"k","size":10,"ranges":[[0,2],[5,12]]}`, "beyond size"},
-		{"broken range set", `{"key":"k","size":10,"ranges":[[5,2]]}`, "decode meta"},
+		{"broken range set", `{"key":"k","size":10,"ranges":[[5,2]]}`, "decode record"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := decodeMeta([]byte(tt.json))
+			_, _, err := decodeRecord([]byte(tt.json))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("decodeMeta(%s) error = %v, want one containing %q", tt.json, err, tt.want)
+				t.Errorf("decodeRecord(%s) error = %v, want one containing %q", tt.json, err, tt.want)
 			}
 		})
 	}
 }
 
-func TestDecodeMetaAccepts(t *testing.T) {
+func TestDecodeRecordLegacy(t *testing.T) {
 	tests := []struct {
 		name, json string
+		legacy     bool
 		want       Meta
 	}{
-		{"unknown size", `{"key":"k","size":-1,"ranges":[[0,1000]]}`, Meta{Key: "k", Size: -1, Ranges: set([2]int64{0, 1000})}},
-		{"ranges up to size", `{"key":"k","size":10,"ranges":[[0,10]]}`, Meta{Key: "k", Size: 10, Ranges: set([2]int64{0, 10})}},
-		{"no ranges", `{"key":"k","size":10,"ranges":[]}`, Meta{Key: "k", Size: 10}},
+		{"unknown size", `{"key":"k","size":-1,"ranges":[[0,1000]],"epoch":3}`, true, Meta{Key: "k", Size: -1, Ranges: set([2]int64{0, 1000}), Epoch: 3}},
+		{"ranges up to size", `{"key":"k","size":10,"ranges":[[0,10]]}`, true, Meta{Key: "k", Size: 10, Ranges: set([2]int64{0, 10})}},
+		{"no ranges", `{"key":"k","size":10,"ranges":[]}`, true, Meta{Key: "k", Size: 10}},
+		{"new layout", `{"key":"k","size":10}`, false, Meta{Key: "k", Size: 10}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := decodeMeta([]byte(tt.json))
+			got, legacy, err := decodeRecord([]byte(tt.json))
 			if err != nil {
-				t.Fatalf("decodeMeta(%s) error: %v", tt.json, err)
+				t.Fatalf("decodeRecord(%s) error: %v", tt.json, err)
 			}
-			if got.Key != tt.want.Key || got.Size != tt.want.Size || !got.Ranges.Equal(tt.want.Ranges) {
-				t.Errorf("decodeMeta(%s) = %+v, want %+v", tt.json, got, tt.want)
+			if legacy != tt.legacy || got.Key != tt.want.Key || got.Size != tt.want.Size || !got.Ranges.Equal(tt.want.Ranges) || got.Epoch != tt.want.Epoch {
+				t.Errorf("decodeRecord(%s) = %+v, legacy %v, want %+v, legacy %v", tt.json, got, legacy, tt.want, tt.legacy)
 			}
 		})
 	}

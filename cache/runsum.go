@@ -31,7 +31,7 @@ func (r *runningSums) add(p []byte, off int64) {
 	for len(p) > 0 {
 		b := off / BlockSize
 		start := b * BlockSize
-		k := min(int64(len(p)), start+BlockSize-off)
+		k := min(int64(len(p)), BlockSize-(off-start))
 		rs, ok := r.blocks[b]
 		switch {
 		case off == start: // the block starts (again, after a drop): sum afresh

@@ -16,6 +16,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -40,6 +41,13 @@ const DefaultSyncBytes = 64 << 20
 // DefaultPartialTTL is the default for Options.PartialTTL.
 const DefaultPartialTTL = 7 * 24 * time.Hour
 
+// DefaultMaxObjectSize is the default for Options.MaxObjectSize.
+const DefaultMaxObjectSize = 64 << 30
+
+// ErrTooLarge is returned by Create for a version the store will not keep
+// (see Options.MaxObjectSize): the caller relays it uncached.
+var ErrTooLarge = errors.New("cache: too large to store")
+
 // Options configure a Store. The zero value is valid.
 type Options struct {
 	// CheckpointBytes is how many bytes may be written to an entry between two
@@ -58,13 +66,23 @@ type Options struct {
 	// MaxSize bounds the bytes the cache keeps. A version counts the bytes
 	// present in its body file (Meta.Ranges.Covered()) as the index claims
 	// them, not the file's apparent size: body files are sparse, and a
-	// partial download of a 4 GiB image may hold a few MiB. When the total
-	// exceeds MaxSize, the least recently accessed versions, complete or
-	// partial, are evicted down to 90% of it; versions in use are never
-	// evicted. Zero (or negative) means automatic: a quarter of the
-	// filesystem holding the cache, measured at Open, at least 1 GiB and at
-	// most 100 GiB.
+	// partial download of a 4 GiB image may hold a few MiB. It also counts
+	// its index record (key and value: about a KiB with a dozen headers,
+	// at most MaxHeaderBytes and the key more), so that many small
+	// versions with large headers cannot grow the index unbounded. When
+	// the total exceeds MaxSize, the least recently accessed versions,
+	// complete or partial, are evicted down to 90% of it; versions in use
+	// are never evicted. Zero (or negative) means automatic: a quarter of
+	// the filesystem holding the cache, measured at Open, at least 1 GiB
+	// and at most 100 GiB.
 	MaxSize int64
+	// MaxObjectSize bounds the size of one version: Create refuses a
+	// larger one with ErrTooLarge, so the proxy relays it. Nothing an
+	// origin declares costs memory in proportion (the bookkeeping follows
+	// the bytes written), but a declared size of exabytes is a lie or a
+	// stream no cache should take. Zero (or negative) means
+	// DefaultMaxObjectSize (64 GiB).
+	MaxObjectSize int64
 	// PartialTTL is how long a partial version (some byte missing) is kept
 	// without being accessed before it is evicted (checked hourly). Zero (or
 	// negative) means DefaultPartialTTL (7 days).
@@ -86,6 +104,9 @@ type Options struct {
 	// bootID, when set, replaces the kernel's boot id, so that a test can
 	// restart "the machine".
 	bootID func() string
+	// openFile, when set, replaces os.OpenFile for body files, so that a
+	// test can make opening fail (EMFILE, EACCES).
+	openFile func(name string, flag int, perm os.FileMode) (*os.File, error)
 }
 
 // Store is an open cache directory.
@@ -119,8 +140,9 @@ type Store struct {
 	// commitMu serialises index writes, so that a checkpoint of a replaced
 	// version can never overwrite its successor's metadata, and guards used.
 	commitMu sync.Mutex
-	// used is the sum of Ranges.Covered() over the index records: the bytes
-	// the index claims, which eviction keeps under MaxSize. Every index
+	// used is the sum of the versions' footprints (version.footprint: the
+	// bytes the index claims and the records), which eviction keeps under
+	// MaxSize. Every index
 	// write adjusts it (writeLocked); Open sums it once. Bytes written but
 	// not yet checkpointed (under 2 × CheckpointBytes per entry) and those of
 	// replaced versions still being read are not counted.
@@ -210,6 +232,9 @@ func (o Options) withDefaults() Options {
 	if o.PartialTTL <= 0 {
 		o.PartialTTL = DefaultPartialTTL
 	}
+	if o.MaxObjectSize <= 0 {
+		o.MaxObjectSize = DefaultMaxObjectSize
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -219,10 +244,14 @@ func (o Options) withDefaults() Options {
 	if o.bootID == nil {
 		o.bootID = bootID
 	}
+	if o.openFile == nil {
+		o.openFile = os.OpenFile
+	}
 	return o
 }
 
-// openIndex opens the Badger index under dir.
+// openIndex opens the Badger index under dir, after checking its files
+// (checkIndexFiles).
 func openIndex(dir string) (*badger.DB, error) {
 	bopts := badger.DefaultOptions(filepath.Join(dir, "index")).
 		WithLogger(nil).
@@ -238,9 +267,12 @@ func openIndex(dir string) (*badger.DB, error) {
 		WithIndexCacheSize(16 << 20).
 		WithNumCompactors(2).
 		WithMetricsEnabled(false)
-	db, err := badger.Open(bopts)
+	if err := checkIndexFiles(dir, bopts); err != nil {
+		return nil, indexError(dir, err)
+	}
+	db, err := openBadger(bopts)
 	if err != nil {
-		return nil, fmt.Errorf("cache: open index in %s: %w", dir, err)
+		return nil, indexError(dir, err)
 	}
 	return db, nil
 }
@@ -348,10 +380,15 @@ func (s *Store) get(key string, access bool) (*Entry, error) {
 		return nil, err
 	}
 	f, err := s.openBody(s.bodyPath(m.ID), os.O_RDWR)
-	if err != nil {
+	if errors.Is(err, fs.ErrNotExist) {
 		// The index claims a body file that is gone: forget the entry.
-		s.log.Warn("cache: body file missing, dropping entry", "key", key, "err", err)
+		s.log.Warn("cache: body file missing, dropping entry", "key", logKey(key), "err", err)
 		return nil, s.deleteIndex(key, m.ID)
+	}
+	if err != nil {
+		// Too many open files, permissions, the disk: the file may well
+		// be there, and the entry with it.
+		return nil, fmt.Errorf("cache: open body of %s: %w", logKey(key), err)
 	}
 	e := newEntry(s, *m, f)
 	s.live[key] = e
@@ -389,6 +426,12 @@ func (s *Store) create(key string, m Meta, r rangeutil.Range) (*Entry, *Fill, er
 	if m.Accessed.IsZero() {
 		m.Accessed = now
 	}
+	if m.Size > s.opts.MaxObjectSize {
+		return nil, nil, fmt.Errorf("%w: %d bytes, over the maximum object size of %d", ErrTooLarge, m.Size, s.opts.MaxObjectSize)
+	}
+	if err := checkHeaderSize(&m); err != nil {
+		return nil, nil, err
+	}
 	if s.faults.refusing() {
 		return nil, nil, fmt.Errorf("%w: not storing new versions after a recent failure", ErrStorage)
 	}
@@ -417,7 +460,10 @@ func (s *Store) create(key string, m Meta, r rangeutil.Range) (*Entry, *Fill, er
 	if old != nil {
 		old.markObsolete()
 	}
-	if err := s.commit(e, m, nil); err != nil {
+	err = s.commit(e, func(epoch uint64) []indexOp {
+		return []indexOp{putRecordOp(m), putRangesOp(m.ID, epoch, m.Ranges)}
+	})
+	if err != nil {
 		if fill != nil {
 			fill.Finish(err)
 		}
@@ -444,45 +490,61 @@ func (s *Store) removeBody(id uint64) {
 
 // load reads key's metadata from the index; nil when absent.
 func (s *Store) load(key string) (*Meta, error) {
-	var m Meta
+	var (
+		v      version
+		exists bool
+	)
 	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(indexKey(key))
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			var derr error
-			m, derr = decodeMeta(v)
-			return derr
-		})
+		var err error
+		v, exists, err = record(txn, key)
+		return err
 	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, nil
+	if err == nil && exists {
+		err = v.derr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cache: load %q: %w", key, err)
+		return nil, fmt.Errorf("cache: load %s: %w", logKey(key), err)
 	}
-	return &m, nil
+	if !exists {
+		return nil, nil
+	}
+	return v.m, nil
 }
 
-// commit writes m to the index unless e has been replaced or dropped.
-func (s *Store) commit(e *Entry, m Meta, newSums []blockSum) error {
-	m.Epoch = s.epoch
+// commit applies the index writes ops makes for this run's epoch, unless
+// e has been replaced or dropped. Commits are serialised (commitMu), so a
+// late checkpoint of an old version never overwrites its successor.
+func (s *Store) commit(e *Entry, ops func(epoch uint64) []indexOp) error {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	if e.isObsolete() {
 		return nil
 	}
-	// Sums first: if Badger splits the write, a crash in between leaves a
-	// sum nobody claims, never a claimed block without its sum.
-	ops := make([]indexOp, 0, len(newSums)+1)
-	for _, bs := range newSums {
-		ops = append(ops, putSumOp(m.ID, bs.block, bs.sum))
-	}
-	if _, err := s.writeLocked(append(ops, putOp(m))); err != nil {
-		return fmt.Errorf("cache: commit %q: %w", m.Key, err)
+	if _, err := s.writeLocked(ops(s.epoch)); err != nil {
+		return fmt.Errorf("cache: commit %s: %w", logKey(e.key), err)
 	}
 	return nil
+}
+
+// commitRanges claims rs for e's version, with the sums of the blocks it
+// completes: all a checkpoint writes, whatever the headers weigh.
+func (s *Store) commitRanges(e *Entry, rs rangeutil.Set, newSums []blockSum) error {
+	return s.commit(e, func(epoch uint64) []indexOp {
+		// Sums first: if Badger splits the write, a crash in between
+		// leaves a sum nobody claims, never a claimed block without its
+		// sum.
+		ops := make([]indexOp, 0, len(newSums)+1)
+		for _, bs := range newSums {
+			ops = append(ops, putSumOp(e.id, bs.block, bs.sum))
+		}
+		return append(ops, putRangesOp(e.id, epoch, rs))
+	})
+}
+
+// commitRecord writes m's record: its headers, times and size, not its
+// range set.
+func (s *Store) commitRecord(e *Entry, m Meta) error {
+	return s.commit(e, func(uint64) []indexOp { return []indexOp{putRecordOp(m)} })
 }
 
 // deleteIndex removes key from the index if it still names body file id.
@@ -490,7 +552,7 @@ func (s *Store) deleteIndex(key string, id uint64) error {
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	if _, err := s.writeLocked([]indexOp{deleteOp(key, id)}); err != nil {
-		return fmt.Errorf("cache: delete %q: %w", key, err)
+		return fmt.Errorf("cache: delete %s: %w", logKey(key), err)
 	}
 	return nil
 }
@@ -519,14 +581,7 @@ func bodyName(id uint64) string { return fmt.Sprintf("%016x", id) }
 // keys lists every key in the index.
 func (s *Store) keys() ([]string, error) {
 	var keys []string
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte("e/")})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			keys = append(keys, string(it.Item().Key()[2:]))
-		}
-		return nil
-	})
+	err := s.eachRecord(func(key string, _ version) { keys = append(keys, key) })
 	if err != nil {
 		return nil, fmt.Errorf("cache: list keys: %w", err)
 	}
@@ -534,8 +589,6 @@ func (s *Store) keys() ([]string, error) {
 }
 
 func (s *Store) now() time.Time { return s.opts.Now() }
-
-func indexKey(key string) []byte { return append([]byte("e/"), key...) }
 
 func newID() uint64 {
 	var b [8]byte

@@ -3,11 +3,14 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -759,4 +762,68 @@ func TestCreateRacesUpdate(t *testing.T) {
 		})
 		wg.Wait()
 	}
+}
+
+// TestGetOpenFailureKeepsEntry: a body file that fails to open for any
+// reason but its absence (too many open files, permissions, an I/O error)
+// used to count as missing: Get dropped the record and orphaned the file.
+// Now Get reports the error and the entry stays, whole, for the next Get.
+func TestGetOpenFailureKeepsEntry(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.EACCES, syscall.EIO} {
+		t.Run(errno.Error(), func(t *testing.T) {
+			var failing atomic.Bool
+			opts := Options{openFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+				if failing.Load() {
+					return nil, &os.PathError{Op: "open", Path: name, Err: errno}
+				}
+				return os.OpenFile(name, flag, perm)
+			}}
+			s := newStore(t, opts)
+			e := mustCreate(t, s, "k", Meta{Size: 10})
+			writeRange(t, e, 3, rangeutil.Range{Start: 0, End: 10})
+			path := s.bodyPath(e.Meta().ID)
+			e.Release()
+
+			failing.Store(true)
+			g, err := s.Get("k")
+			if g != nil || !errors.Is(err, errno) {
+				t.Errorf("Get(k) with open failing with %v = %v, %v, want nil and an error wrapping it", errno, g, err)
+			}
+			if m, err := s.load("k"); m == nil || err != nil {
+				t.Errorf("index[k] after the failed open = %v, %v, want the record kept", m, err)
+			}
+			if !exists(t, path) {
+				t.Errorf("body file %s after the failed open is gone, want it kept", path)
+			}
+			failing.Store(false)
+			g = mustGet(t, s, "k")
+			defer g.Release()
+			checkRange(t, g, 3, rangeutil.Range{Start: 0, End: 10})
+		})
+	}
+}
+
+// TestGetUnreadableBodyFileKeepsEntry is TestGetOpenFailureKeepsEntry with
+// a real EACCES: the body file's mode forbids reading and writing.
+func TestGetUnreadableBodyFileKeepsEntry(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root opens any file whatever its mode")
+	}
+	s := newStore(t, Options{})
+	e := mustCreate(t, s, "k", Meta{Size: 10})
+	writeRange(t, e, 3, rangeutil.Range{Start: 0, End: 10})
+	path := s.bodyPath(e.Meta().ID)
+	e.Release()
+	if err := os.Chmod(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := s.Get("k"); g != nil || !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("Get(k) with its body file mode 0 = %v, %v, want nil, a permission error", g, err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := mustGet(t, s, "k")
+	defer g.Release()
+	checkRange(t, g, 3, rangeutil.Range{Start: 0, End: 10})
 }

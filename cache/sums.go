@@ -53,29 +53,27 @@ func (s *Store) loadSum(id uint64, b int64) (sum uint32, ok bool, err error) {
 	return sum, ok, nil
 }
 
-// loadSums reads body file id's sums into slices indexed by block: the
-// sums, and whether block b has one (have[b]). Both are nil when none is
-// stored (such a version is served unverified).
-func (s *Store) loadSums(id uint64, size int64) (sums []uint32, have []bool, err error) {
+// loadSums reads body file id's sums, by block: only the blocks that have
+// one, so it costs what was stored, whatever the size. Blocks beyond a
+// body of size bytes are not of this version and are left out.
+func (s *Store) loadSums(id uint64, size int64) (map[int64]uint32, error) {
 	if size < 0 {
-		return nil, nil, nil
+		return nil, nil
 	}
+	sums := map[int64]uint32{}
 	prefix := sumPrefix(id)
-	err = s.db.View(func(txn *badger.Txn) error {
+	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 256})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			key := it.Item().Key()
 			b := int64(binary.BigEndian.Uint64(key[len(prefix):]))
-			if b >= numBlocks(size) {
+			if b < 0 || b >= numBlocks(size) {
 				continue // not of this size: ignore
-			}
-			if sums == nil {
-				sums, have = make([]uint32, numBlocks(size)), make([]bool, numBlocks(size))
 			}
 			if err := it.Item().Value(func(v []byte) error {
 				if len(v) == 4 {
-					sums[b], have[b] = binary.BigEndian.Uint32(v), true
+					sums[b] = binary.BigEndian.Uint32(v)
 				}
 				return nil
 			}); err != nil {
@@ -85,9 +83,9 @@ func (s *Store) loadSums(id uint64, size int64) (sums []uint32, have []bool, err
 		return nil
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("cache: load sums of %016x: %w", id, err)
+		return nil, fmt.Errorf("cache: load sums of %016x: %w", id, err)
 	}
-	return sums, have, nil
+	return sums, nil
 }
 
 // deleteSums removes body file id's sums once its file is gone. It takes no

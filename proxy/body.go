@@ -82,20 +82,29 @@ func (b *entryBody) failed(err error) error {
 }
 
 func (b *entryBody) read(buf []byte) (int, error) {
-	if b.direct == nil {
+	for b.direct == nil {
 		avail, err := b.await()
 		if err != nil {
 			return 0, err
 		}
-		if avail > 0 {
-			n := int(min(int64(len(buf)), avail))
-			n, err := b.e.ReadAt(buf[:n], b.pos)
-			b.pos += int64(n)
-			b.moved()
-			return n, err
+		if avail == 0 {
+			break // the cache cannot store these bytes
 		}
+		n := int(min(int64(len(buf)), avail))
+		n, err = b.e.ReadAt(buf[:n], b.pos)
+		b.pos += int64(n)
+		b.moved()
+		if errors.Is(err, cache.ErrBodyCut) {
+			// The file lost bytes; the entry dropped them: the rest
+			// is a gap, which await fetches again.
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
 	}
-	return b.readDirect(buf) // the cache cannot store these bytes
+	return b.readDirect(buf)
 }
 
 // await waits until the bytes at pos are present and returns how many are,
@@ -213,9 +222,12 @@ func (b *entryBody) sendFile(w io.Writer, f *os.File, n int64) (int64, error) {
 	if err != nil {
 		b.fpos = -1 // unknown after a failed copy
 	}
-	if err == nil && m < n {
+	if err == nil && m < n && !b.e.BodyEnded(b.pos) {
+		// The file ended before bytes the entry still claims.
 		err = fmt.Errorf("proxy: body file ended at %d, %d bytes early: %w", b.pos, n-m, io.ErrUnexpectedEOF)
 	}
+	// Else the entry dropped what the file lost: WriteTo's next await
+	// finds a gap and fetches it again.
 	return m, err
 }
 

@@ -378,6 +378,10 @@ func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime
 		InitialAge:    initialAge(resp.Header, reqTime, now),
 	}
 	e, f, err := p.store.CreateFill(key, m, body)
+	if errors.Is(err, cache.ErrTooLarge) {
+		p.log.Info("response too large to store; relaying uncached", "host", req.URL.Host, "reason", err)
+		return p.relay(req, resp, cancel), false
+	}
 	if err != nil {
 		p.log.Error("cannot store response; relaying uncached", "key", clip(key), "err", clipErr(err))
 		return p.relay(req, resp, cancel), false

@@ -42,12 +42,18 @@ type Config struct {
 	SyncInterval Size `yaml:"sync_interval"`
 	// MaxSize bounds the bytes the cache keeps, counted as the bytes present
 	// in the body files (which are sparse: a partial download takes only
-	// what it has). Over it, the least recently used downloads, complete or
+	// what it has) and the index records (about a KiB each). Over it, the least recently used downloads, complete or
 	// partial, are evicted down to 90%; a download in use is never evicted.
 	// 0 means automatic: a quarter of the filesystem holding cache_dir,
 	// measured at startup, at least 1GiB and at most 100GiB. Otherwise at
 	// least 1MiB. Default 0.
 	MaxSize Size `yaml:"max_size"`
+	// MaxObjectSize is the largest response stored: a larger one (by its
+	// Content-Length, or the total of its Content-Range) is relayed to the
+	// client uncached. Nothing an origin declares costs memory in
+	// proportion, so this only keeps the cache from taking what it cannot
+	// sensibly hold. At least 1. Default 64GiB.
+	MaxObjectSize Size `yaml:"max_object_size"`
 	// PartialTTL is how long an incomplete download is kept without being
 	// requested before it is evicted (checked hourly). Default 168h (7 days).
 	PartialTTL time.Duration `yaml:"partial_ttl"`
@@ -77,6 +83,10 @@ type Config struct {
 	TunnelIdleTimeout time.Duration `yaml:"tunnel_idle_timeout"`
 	// MITM configures HTTPS interception.
 	MITM MITM `yaml:"mitm"`
+
+	// ResetIndex is --reset-index, which is no configuration key: it acts
+	// once, when the cache index is found damaged at start. Default false.
+	ResetIndex bool `yaml:"-"`
 	// Allow are the client networks that may use the proxy, as CIDRs
 	// ("192.168.1.0/24") or single addresses; other clients get 403. When
 	// Auth.Users is set a client must be in Allow and also authenticate.
@@ -164,6 +174,7 @@ func Default() Config {
 		CacheDir:           defaultCacheDir(),
 		CheckpointInterval: 4 << 20,
 		SyncInterval:       64 << 20,
+		MaxObjectSize:      64 << 30,
 		PartialTTL:         7 * 24 * time.Hour,
 		Upstream: Upstream{
 			Retries:        8,
@@ -226,6 +237,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxSize != 0 && c.MaxSize < 1<<20 { // a limit that small evicts everything at once
 		errs = append(errs, fmt.Errorf("max_size: %d is below 1MiB (0 means automatic)", c.MaxSize))
+	}
+	if c.MaxObjectSize < 1 {
+		errs = append(errs, fmt.Errorf("max_object_size: %d is below 1", c.MaxObjectSize))
 	}
 	u := c.Upstream
 	for _, d := range []struct {

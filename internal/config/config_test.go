@@ -38,6 +38,7 @@ func TestDefault(t *testing.T) {
 		CacheDir:           filepath.Join(home, "resumeproxy"),
 		CheckpointInterval: 4 << 20,
 		SyncInterval:       64 << 20,
+		MaxObjectSize:      64 << 30,
 		PartialTTL:         7 * 24 * time.Hour,
 		Upstream: Upstream{
 			Retries:        8,
@@ -125,6 +126,7 @@ func TestLoad(t *testing.T) {
 	all.CheckpointInterval = 1 << 20
 	all.SyncInterval = 16 << 20
 	all.MaxSize = 20 << 30
+	all.MaxObjectSize = 4 << 30
 	all.PartialTTL = 48 * time.Hour
 	all.Upstream = Upstream{Retries: 3, RetryWindow: 90 * time.Second, BackoffInitial: time.Second,
 		BackoffMax: time.Minute, IdleTimeout: 5 * time.Second}
@@ -145,6 +147,7 @@ cache_dir: /var/cache/rp
 checkpoint_interval: 1MiB
 sync_interval: 16MiB
 max_size: 20GiB
+max_object_size: 4GiB
 partial_ttl: 48h
 upstream:
   retries: 3
@@ -331,6 +334,9 @@ func TestValidate(t *testing.T) {
 		{"max_size", func(c *Config) { c.MaxSize = 1<<20 - 1 }},
 		{"max_size", func(c *Config) { c.MaxSize = 1 }},
 		{"max_size", func(c *Config) { c.MaxSize = -1 }},
+		{"", func(c *Config) { c.MaxObjectSize = 1 }},
+		{"max_object_size", func(c *Config) { c.MaxObjectSize = 0 }},
+		{"max_object_size", func(c *Config) { c.MaxObjectSize = -1 }},
 		{"partial_ttl", func(c *Config) { c.PartialTTL = 0 }},
 		{"partial_ttl", func(c *Config) { c.PartialTTL = -time.Hour }},
 		{"upstream.retries", func(c *Config) { c.Upstream.Retries = -1 }},
@@ -405,7 +411,7 @@ func TestValidateAllInvalid(t *testing.T) {
 		t.Fatalf("Validate(%+v) = nil, want errors", cfg)
 	}
 	lines := strings.Split(err.Error(), "\n")
-	keys := []string{"listen", "allow", "cache_dir", "checkpoint_interval", "sync_interval", "max_size", "partial_ttl", "client_write_timeout", "fill_ahead", "upstream.retry_window",
+	keys := []string{"listen", "allow", "cache_dir", "checkpoint_interval", "sync_interval", "max_size", "max_object_size", "partial_ttl", "client_write_timeout", "fill_ahead", "upstream.retry_window",
 		"upstream.backoff_initial", "upstream.backoff_max", "upstream.idle_timeout", "quick_abort.max_time",
 		"upstream.retries", "log_level", "connect_ports", "tunnel_idle_timeout", "mitm.hosts", "mitm.leaf_cache"}
 	if len(lines) != len(keys) {
