@@ -24,26 +24,6 @@ import (
 	"github.com/resumeproxy/resumeproxy/rangeutil"
 )
 
-// openBody starts a GET of u through the proxy with extra header lines
-// "Name: value" and returns the response with its body unread; the test
-// closes it.
-func (h *harness) openBody(u string, hdr ...string) *http.Response {
-	h.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, u, nil)
-	if err != nil {
-		h.t.Fatalf("NewRequest: %v", err)
-	}
-	for _, line := range hdr {
-		k, v, _ := strings.Cut(line, ":")
-		req.Header.Add(k, strings.TrimSpace(v))
-	}
-	resp, err := h.client.Do(req)
-	if err != nil {
-		h.t.Fatalf("GET %s: %v", u, err)
-	}
-	return resp
-}
-
 // TestRelayEndsWithClient: a relayed (not stored) body's upstream request
 // ended only at the upstream idle timeout, or never for an upstream that
 // kept sending slowly, after its client had gone: relays outlived their

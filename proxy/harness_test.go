@@ -251,9 +251,10 @@ func (h *harness) get(u string, hdr ...string) result {
 	return h.getN(u, -1, hdr...)
 }
 
-// getN reads at most limit bytes of the body (all when limit < 0), then
-// closes it: limit ≥ 0 is a client that abandons the download.
-func (h *harness) getN(u string, limit int64, hdr ...string) result {
+// openBody starts a GET of u through the proxy with extra header lines
+// "Name: value" and returns the response with its body unread; the test
+// closes it.
+func (h *harness) openBody(u string, hdr ...string) *http.Response {
 	h.t.Helper()
 	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {
@@ -267,6 +268,14 @@ func (h *harness) getN(u string, limit int64, hdr ...string) result {
 	if err != nil {
 		h.t.Fatalf("GET %s: %v", u, err)
 	}
+	return resp
+}
+
+// getN reads at most limit bytes of the body (all when limit < 0), then
+// closes it: limit ≥ 0 is a client that abandons the download.
+func (h *harness) getN(u string, limit int64, hdr ...string) result {
+	h.t.Helper()
+	resp := h.openBody(u, hdr...)
 	defer resp.Body.Close()
 	var body io.Reader = resp.Body
 	if limit >= 0 {
