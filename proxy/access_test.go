@@ -18,8 +18,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// policy builds the access policy of c, as main does from the config.
-func policy(t *testing.T, c access.Config) *access.Policy {
+// accessPolicy builds the access policy of c, as main does from the config.
+func accessPolicy(t *testing.T, c access.Config) *access.Policy {
 	t.Helper()
 	p, err := access.NewPolicy(c)
 	if err != nil {
@@ -99,7 +99,7 @@ func headerLines(hdr []string) string {
 // it sends. (Before: the proxy served anyone who could reach its port.)
 func TestAllowRefusesOutsiders(t *testing.T) {
 	h := newHarnessUnstarted(t, testorigin.New(t))
-	h.opts.Access = policy(t, access.Config{Allow: []string{"192.0.2.0/24"}, PrivateUpstreams: true}) // not 127.0.0.1
+	h.opts.Access = accessPolicy(t, access.Config{Allow: []string{"192.0.2.0/24"}, PrivateUpstreams: true}) // not 127.0.0.1
 	_, port, _ := net.SplitHostPort(h.origin.Addr)
 	p, _ := strconv.Atoi(port)
 	h.opts.ConnectPorts = []int{p}
@@ -128,7 +128,7 @@ func authHarness(t *testing.T, s scheme) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol := policy(t, access.Config{Allow: access.LoopbackCIDRs, ListenLoopback: true, Users: map[string]string{"alice": hash}})
+	pol := accessPolicy(t, access.Config{Allow: access.LoopbackCIDRs, ListenLoopback: true, Users: map[string]string{"alice": hash}})
 	if s == intercepted {
 		return newTLSHarnessWith(t, func(h *harness) { h.opts.Access = pol })
 	}
@@ -211,7 +211,7 @@ func TestLocalUpstreamRefused(t *testing.T) {
 }
 
 func testLocalUpstream(t *testing.T, s scheme, private bool) {
-	pol := policy(t, access.Config{Allow: []string{"127.0.0.0/8", "192.0.2.0/24"}, ListenLoopback: true, PrivateUpstreams: private})
+	pol := accessPolicy(t, access.Config{Allow: []string{"127.0.0.0/8", "192.0.2.0/24"}, ListenLoopback: true, PrivateUpstreams: private})
 	var h *harness
 	if s == intercepted {
 		h = newTLSHarnessWith(t, func(h *harness) { h.opts.Access = pol })

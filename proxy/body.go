@@ -142,7 +142,7 @@ func (b *entryBody) await() (int64, error) {
 			return 0, fmt.Errorf("proxy: byte %d: %w", b.pos, errChanged)
 		case f == nil:
 			continue // became present
-		case owner && !b.src.v.resumable():
+		case owner && !b.src.v.Resumable():
 			// The one upstream body of this version is gone: nothing may
 			// be spliced to it (DESIGN invariant 1).
 			f.Finish(errChanged)

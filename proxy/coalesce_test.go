@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/resumeproxy/resumeproxy/internal/testorigin"
+	"github.com/resumeproxy/resumeproxy/proxy/policy"
 	"github.com/resumeproxy/resumeproxy/rangeutil"
 )
 
@@ -86,7 +87,7 @@ func TestRefillOfRangeFilledMeanwhile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := h.store.Get(cacheKey(req.URL))
+	e, err := h.store.Get(policy.CacheKey(req.URL))
 	if err != nil || e == nil {
 		t.Fatalf("store.Get = %v, %v; want the stored entry", e, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/resumeproxy/resumeproxy/cache"
+	"github.com/resumeproxy/resumeproxy/proxy/policy"
 	"github.com/resumeproxy/resumeproxy/rangeutil"
 )
 
@@ -18,33 +19,33 @@ import (
 type source struct {
 	url    *url.URL
 	header http.Header // end-to-end request fields, no Range or preconditions
-	v      validator
+	v      policy.Validator
 	size   int64
 }
 
 func (p *Proxy) sourceFor(req *http.Request, m cache.Meta) source {
 	return source{
 		url:    req.URL,
-		header: upstreamHeader(req.Header, p.opts.Name),
-		v:      validatorOf(m.Header),
+		header: policy.UpstreamHeader(req.Header, p.opts.Name),
+		v:      policy.ValidatorOf(m.Header),
 		size:   m.Size,
 	}
 }
 
 // checkPartial verifies that a 206 carries exactly a prefix of want of the
 // same version, total included (DESIGN invariant 3).
-func checkPartial(resp *http.Response, want rangeutil.Range, size int64, v validator) error {
+func checkPartial(resp *http.Response, want rangeutil.Range, size int64, v policy.Validator) error {
 	cr, err := rangeutil.ParseContentRange(resp.Header.Get("Content-Range"))
 	switch {
 	case err != nil || cr.Unsatisfied:
-		return fmt.Errorf("%w: %q", errBadRange, resp.Header.Get("Content-Range"))
-	case !v.sameVersion(validatorOf(resp.Header)):
+		return fmt.Errorf("%w: %q", policy.ErrBadRange, resp.Header.Get("Content-Range"))
+	case !v.SameVersion(policy.ValidatorOf(resp.Header)):
 		return errChanged
 	case cr.Size >= 0 && cr.Size != size:
 		return fmt.Errorf("%w: length %d, stored %d", errChanged, cr.Size, size)
 	case cr.Size < 0, cr.Range.Start != want.Start, cr.Range.End > want.End,
 		resp.ContentLength >= 0 && resp.ContentLength != cr.Range.Len():
-		return fmt.Errorf("%w: got %q for %s", errBadRange, resp.Header.Get("Content-Range"), rangeutil.HeaderFor(want))
+		return fmt.Errorf("%w: got %q for %s", policy.ErrBadRange, resp.Header.Get("Content-Range"), rangeutil.HeaderFor(want))
 	}
 	return nil
 }
@@ -61,8 +62,8 @@ const maxOverlap = 64 << 10
 // date names still matches If-Range and If-Unmodified-Since, and only its
 // bytes can tell (RFC 9110 §8.8.2.2 lets us call such a date strong, but
 // it cannot see changes within a second).
-func overlapStart(v validator, have rangeutil.Set, pos int64) int64 {
-	if !v.dateOnly() {
+func overlapStart(v policy.Validator, have rangeutil.Set, pos int64) int64 {
+	if !v.DateOnly() {
 		return pos
 	}
 	for _, r := range have.Ranges() {
@@ -102,7 +103,7 @@ func checkOverlap(body io.Reader, have io.ReaderAt, r rangeutil.Range) error {
 // checkResumed checks a 206 answering a request for ask of version v
 // (checkPartial), then the overlap of bytes we have before at
 // (checkOverlap). On success the body is at at.
-func checkResumed(resp *http.Response, ask rangeutil.Range, at, size int64, v validator, have io.ReaderAt) error {
+func checkResumed(resp *http.Response, ask rangeutil.Range, at, size int64, v policy.Validator, have io.ReaderAt) error {
 	if err := checkPartial(resp, ask, size, v); err != nil {
 		return err
 	}
@@ -137,7 +138,7 @@ func (p *Proxy) startContinuation(f *cache.Fill, e *cache.Entry, src source) {
 func (p *Proxy) finishFill(f *cache.Fill, e *cache.Entry, src source, err error) {
 	switch {
 	case err == nil:
-	case errors.Is(err, errChanged), !src.v.resumable():
+	case errors.Is(err, errChanged), !src.v.Resumable():
 		p.log.Warn("upstream changed or cannot resume; dropping entry", "url", clip(src.url.Redacted()), "at", f.Pos(), "err", clipErr(err))
 		e.Drop()
 	case gone(err):
@@ -203,10 +204,10 @@ func (p *Proxy) drive(ctx context.Context, stop *fillStop, f *cache.Fill, e *cac
 			return nil
 		case stopped, ctx.Err() != nil:
 			return errWoundDown
-		case errors.Is(err, errAhead) && src.v.resumable():
+		case errors.Is(err, errAhead) && src.v.Resumable():
 			body = nil
 			continue // paused past the idle timeout: ask for the rest later
-		case !retryable(err), !src.v.resumable():
+		case !retryable(err), !src.v.Resumable():
 			return err // the readers go on without this fill, or are cut
 		}
 		if f.Pos() > before {
@@ -230,7 +231,7 @@ func (p *Proxy) resume(ctx context.Context, want rangeutil.Range, src source, ha
 	ask := rangeutil.Range{Start: overlapStart(src.v, have.Meta().Ranges, want.Start), End: want.End}
 	h := src.header.Clone()
 	h.Set("Range", rangeutil.HeaderFor(ask))
-	src.v.setContinueConditions(h)
+	src.v.SetContinueConditions(h)
 	resp, _, err := p.do(ctx, src.url, h)
 	if err != nil {
 		return nil, err
@@ -243,7 +244,7 @@ func (p *Proxy) resume(ctx context.Context, want rangeutil.Range, src source, ha
 		}
 		return resp.Body, nil
 	case http.StatusOK:
-		if !src.v.sameVersion(validatorOf(resp.Header)) || resp.ContentLength != src.size {
+		if !src.v.SameVersion(policy.ValidatorOf(resp.Header)) || resp.ContentLength != src.size {
 			resp.Body.Close()
 			return nil, errChanged
 		}
@@ -281,7 +282,7 @@ func (p *Proxy) pause(ctx context.Context, rs *readers, f *cache.Fill, b *budget
 // the idle timeout, after which the rest is asked for by Range; for ever
 // when the version cannot be resumed (its one body is all there is).
 func (p *Proxy) linger(src source) time.Duration {
-	if !src.v.resumable() {
+	if !src.v.Resumable() {
 		return 0
 	}
 	return p.idleTimeout()

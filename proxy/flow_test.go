@@ -21,6 +21,7 @@ import (
 
 	"github.com/resumeproxy/resumeproxy/cache"
 	"github.com/resumeproxy/resumeproxy/internal/testorigin"
+	"github.com/resumeproxy/resumeproxy/proxy/policy"
 	"github.com/resumeproxy/resumeproxy/rangeutil"
 )
 
@@ -203,7 +204,7 @@ func TestRetryable(t *testing.T) {
 		{"mid-body drop", &bodyError{at: 7, err: io.ErrUnexpectedEOF}, true},
 		{"stall", &bodyError{at: 7, err: errIdle}, true},
 		{"short 206", errShort, true},
-		{"mismatched 206", fmt.Errorf("%w: got 0-9", errBadRange), true},
+		{"mismatched 206", fmt.Errorf("%w: got 0-9", policy.ErrBadRange), true},
 		{"500", &statusError{500}, true},
 		{"503", &statusError{503}, true},
 		{"429", &statusError{429}, true},

@@ -3,11 +3,46 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
 	"testing"
+	"time"
 
+	"github.com/resumeproxy/resumeproxy/proxy/policy"
 	"github.com/resumeproxy/resumeproxy/rangeutil"
 )
+
+// Validators of the overlap tests, as policy's table tests build them: an
+// instant and a Last-Modified well before it.
+var (
+	overlapT0   = time.Date(2025, time.March, 1, 12, 0, 0, 0, time.UTC)
+	overlapLM   = overlapT0.Add(-10 * time.Hour)
+	vStrong     = validatorWith(`"v1"`, overlapLM, overlapT0)
+	vStrongOnly = validatorWith(`"v1"`, time.Time{}, time.Time{})
+	vWeakDate   = validatorWith(`W/"v1"`, overlapLM, overlapT0)
+	vDate       = validatorWith("", overlapLM, overlapT0)                     // strong Last-Modified
+	vDateWeak   = validatorWith("", overlapLM, overlapLM.Add(30*time.Second)) // too close to Date
+)
+
+// validatorWith is the validator of a response with these fields; an empty
+// etag or a zero time leaves the field out.
+func validatorWith(etag string, lastModified, date time.Time) policy.Validator {
+	h := http.Header{}
+	if etag != "" {
+		h.Set("ETag", etag)
+	}
+	if !lastModified.IsZero() {
+		h.Set("Last-Modified", lastModified.UTC().Format(http.TimeFormat))
+	}
+	if !date.IsZero() {
+		h.Set("Date", date.UTC().Format(http.TimeFormat))
+	}
+	return policy.ValidatorOf(h)
+}
+
+// showValidator formats v for test messages.
+func showValidator(v policy.Validator) string { return fmt.Sprintf("%+v", v) }
 
 func setOf(rs ...rangeutil.Range) rangeutil.Set {
 	var s rangeutil.Set
@@ -22,7 +57,7 @@ func TestOverlapStart(t *testing.T) {
 	r := func(a, b int64) rangeutil.Range { return rangeutil.Range{Start: a, End: b} }
 	for _, c := range []struct {
 		name string
-		v    validator
+		v    policy.Validator
 		have rangeutil.Set
 		pos  int64
 		want int64

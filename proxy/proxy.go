@@ -22,6 +22,7 @@ import (
 
 	"github.com/resumeproxy/resumeproxy/cache"
 	"github.com/resumeproxy/resumeproxy/internal/access"
+	"github.com/resumeproxy/resumeproxy/proxy/policy"
 )
 
 // Retry bounds how the proxy resumes an upstream body that failed. Counts
@@ -281,12 +282,12 @@ func (p *Proxy) onRequest(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Reque
 		return req, errorResponse(req, http.StatusBadRequest, "unsupported URL scheme "+req.URL.Scheme)
 	}
 	if !isUpgrade(req.Header) {
-		removeHopByHop(req.Header)
+		policy.RemoveHopByHop(req.Header)
 	}
-	if requestUsesCache(req) {
+	if policy.RequestUsesCache(req) {
 		return req, p.serve(req)
 	}
-	addVia(req.Header, p.opts.Name)
+	policy.AddVia(req.Header, p.opts.Name)
 	ctx.RoundTripper = goproxy.RoundTripperFunc(p.passThrough)
 	return req, nil
 }
@@ -297,9 +298,9 @@ func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Res
 		return resp
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		removeHopByHop(resp.Header)
+		policy.RemoveHopByHop(resp.Header)
 	}
-	addVia(resp.Header, p.opts.Name)
+	policy.AddVia(resp.Header, p.opts.Name)
 	resp.Header.Set("X-Cache", "MISS")
 	return resp
 }
@@ -313,7 +314,7 @@ func (p *Proxy) passThrough(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Res
 		p.log.Warn("upstream request failed", "url", clip(req.URL.Redacted()), "err", clipErr(err))
 		return upstreamErrorResponse(req, err), nil
 	}
-	if err := checkPartialAnswer(req.Header.Get("Range"), resp); err != nil {
+	if err := policy.CheckPartialAnswer(req.Header.Get("Range"), resp); err != nil {
 		return p.refuseAnswer(req, resp, nil, err), nil
 	}
 	resp.Body = &abortOnError{ReadCloser: resp.Body, client: clientOf(req), bufs: p.bufs, log: p.log}

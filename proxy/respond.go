@@ -19,9 +19,6 @@ import (
 var (
 	// errChanged: the upstream no longer has the version we store.
 	errChanged = errors.New("proxy: upstream representation changed")
-	// errBadRange: a 206 that does not match what was asked (wrong start,
-	// end or total): never spliced (DESIGN invariant 3).
-	errBadRange = errors.New("proxy: upstream sent a mismatched Content-Range")
 	// errMisplaced: a body's offset does not match the fill it writes to.
 	errMisplaced = errors.New("proxy: upstream body does not start where the fill is")
 	// errShort: the upstream body ended early but cleanly (a short 206).

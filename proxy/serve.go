@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/resumeproxy/resumeproxy/cache"
+	"github.com/resumeproxy/resumeproxy/proxy/policy"
 	"github.com/resumeproxy/resumeproxy/rangeutil"
 )
 
@@ -27,7 +26,7 @@ const maxServeAttempts = 4
 
 // serve answers a GET the cache may take part in.
 func (p *Proxy) serve(req *http.Request) *http.Response {
-	key := cacheKey(req.URL)
+	key := policy.CacheKey(req.URL)
 	for range maxServeAttempts {
 		if resp := p.serveOnce(req, key); resp != nil {
 			return resp
@@ -49,20 +48,20 @@ func (p *Proxy) serveOnce(req *http.Request, key string) *http.Response {
 	}
 	e.Join()
 	m := e.Meta()
-	v := validatorOf(m.Header)
-	if !variantMatches(m.Header, m.RequestHeader, req.Header) {
+	v := policy.ValidatorOf(m.Header)
+	if !policy.VariantMatches(m.Header, m.RequestHeader, req.Header) {
 		p.leave(e)
 		if e.Busy() {
 			return p.fetchUncached(req) // another variant is downloading: leave it be
 		}
 		return p.fetchShared(req, key) // the new response replaces this variant
 	}
-	need := chooseRange(req, m.Size, v).r
+	need := policy.ChooseRange(req, m.Size, v).Range
 	gap, missing := m.Ranges.FirstMissing(need)
 	switch {
 	case missing:
 		return p.refill(req, e, need, gap)
-	case fresh(req, m.Header, currentAge(m.InitialAge, m.ResponseTime, p.now())):
+	case policy.Fresh(req, m.Header, policy.CurrentAge(m.InitialAge, m.ResponseTime, p.now())):
 		return p.fromEntry(req, e, xHit)
 	default:
 		return p.revalidate(req, e)
@@ -143,21 +142,21 @@ func (p *Proxy) refill(req *http.Request, e *cache.Entry, need, gap rangeutil.Ra
 		return p.fromEntry(req, e, xc)
 	}
 	m := e.Meta()
-	v := validatorOf(m.Header)
-	if !v.resumable() {
+	v := policy.ValidatorOf(m.Header)
+	if !v.Resumable() {
 		// Nobody is filling this entry and its bytes may not be spliced
 		// with new ones (DESIGN invariant 1): start over.
 		f.Finish(errChanged)
 		e.Drop()
 		p.leave(e)
-		return p.fetchShared(req, cacheKey(req.URL))
+		return p.fetchShared(req, policy.CacheKey(req.URL))
 	}
 	src := p.sourceFor(req, m)
 	h := src.header.Clone()
 	want := rangeutil.Range{Start: f.Start(), End: f.End()}
 	ask := rangeutil.Range{Start: overlapStart(v, m.Ranges, want.Start), End: want.End}
 	h.Set("Range", rangeutil.HeaderFor(ask))
-	h.Set("If-Range", v.ifRange())
+	h.Set("If-Range", v.IfRange())
 	ctx, cancel := context.WithCancel(context.Background())
 	stop := newFillStop(cancel)
 	f.OnAbandon(stop.stop, p.keepGoing(src, cancel))
@@ -174,14 +173,14 @@ func (p *Proxy) refill(req *http.Request, e *cache.Entry, need, gap rangeutil.Ra
 			resp.Body.Close()
 			f.Finish(err)
 			cancel()
-			if !errors.Is(err, errChanged) && !errors.Is(err, errBadRange) {
+			if !errors.Is(err, errChanged) && !errors.Is(err, policy.ErrBadRange) {
 				p.leave(e) // the overlap could not be read: keep the entry
 				return upstreamErrorResponse(req, err)
 			}
 			p.log.Warn("refusing to splice upstream 206", "url", clip(src.url.Redacted()), "err", clipErr(err))
 			e.Drop()
 			p.leave(e)
-			return p.fetchNew(req, cacheKey(req.URL))
+			return p.fetchNew(req, policy.CacheKey(req.URL))
 		}
 		p.refreshHeaders(e, resp.Header, reqTime)
 		f.Validated()
@@ -191,7 +190,7 @@ func (p *Proxy) refill(req *http.Request, e *cache.Entry, need, gap rangeutil.Ra
 		f.Finish(errChanged)
 		e.Drop() // a new version (or a server that ignores Range): start over
 		p.leave(e)
-		out, _ := p.keep(req, cacheKey(req.URL), resp, reqTime, ctx, cancel)
+		out, _ := p.keep(req, policy.CacheKey(req.URL), resp, reqTime, ctx, cancel)
 		return out
 	case http.StatusRequestedRangeNotSatisfiable:
 		resp.Body.Close()
@@ -199,7 +198,7 @@ func (p *Proxy) refill(req *http.Request, e *cache.Entry, need, gap rangeutil.Ra
 		cancel()
 		e.Drop() // the stored size is wrong now
 		p.leave(e)
-		return p.fetchNew(req, cacheKey(req.URL))
+		return p.fetchNew(req, policy.CacheKey(req.URL))
 	default: // 5xx, 404, ...: pass the upstream's answer on; keep the bytes unless it is gone
 		f.Finish(&statusError{resp.StatusCode})
 		if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
@@ -249,15 +248,15 @@ func (p *Proxy) awaitEnd(ctx context.Context, e *cache.Entry, f *cache.Fill) {
 // current (RFC 9111 §4.3): 304 refreshes it and serves it, 200 replaces it.
 func (p *Proxy) revalidate(req *http.Request, e *cache.Entry) *http.Response {
 	m := e.Meta()
-	v := validatorOf(m.Header)
-	if !v.canRevalidate() {
+	v := policy.ValidatorOf(m.Header)
+	if !v.CanRevalidate() {
 		e.Drop()
 		p.leave(e)
-		return p.fetchNew(req, cacheKey(req.URL))
+		return p.fetchNew(req, policy.CacheKey(req.URL))
 	}
 	src := p.sourceFor(req, m)
 	h := src.header.Clone()
-	v.setRevalidateConditions(h)
+	v.SetRevalidateConditions(h)
 	ctx, cancel := context.WithCancel(context.Background())
 	resp, reqTime, err := p.do(ctx, src.url, h)
 	if err != nil {
@@ -269,20 +268,20 @@ func (p *Proxy) revalidate(req *http.Request, e *cache.Entry) *http.Response {
 	case http.StatusNotModified:
 		resp.Body.Close()
 		cancel()
-		if !v.selectedBy(validatorOf(resp.Header)) {
+		if !v.SelectedBy(policy.ValidatorOf(resp.Header)) {
 			// RFC 9111 §4.3.4: a 304 naming another version selects no
 			// stored response, so nothing is updated, and ours may not be
 			// served on its word: fetch the current one in full.
-			p.log.Warn("upstream 304 names another version; fetching it in full", "url", clip(src.url.Redacted()), "etag", clip(resp.Header.Get("ETag")), "stored", clip(v.etag))
+			p.log.Warn("upstream 304 names another version; fetching it in full", "url", clip(src.url.Redacted()), "etag", clip(resp.Header.Get("ETag")), "stored", clip(v.ETag()))
 			p.leave(e)
-			return p.fetchNew(req, cacheKey(req.URL))
+			return p.fetchNew(req, policy.CacheKey(req.URL))
 		}
 		p.refreshHeaders(e, resp.Header, reqTime)
 		return p.fromEntry(req, e, xHit)
 	case http.StatusOK:
 		e.Drop()
 		p.leave(e)
-		out, _ := p.keep(req, cacheKey(req.URL), resp, reqTime, ctx, cancel)
+		out, _ := p.keep(req, policy.CacheKey(req.URL), resp, reqTime, ctx, cancel)
 		return out
 	default:
 		p.leave(e)
@@ -301,8 +300,8 @@ func (p *Proxy) fetchNew(req *http.Request, key string) *http.Response {
 // response as a new version of key: the flight's followers read from it,
 // and asking the store instead would cost another index lookup.
 func (p *Proxy) fetchNewStored(req *http.Request, key string) (*http.Response, bool) {
-	h := upstreamHeader(req.Header, p.opts.Name)
-	if r := forwardRange(req); r != "" {
+	h := policy.UpstreamHeader(req.Header, p.opts.Name)
+	if r := policy.ForwardRange(req); r != "" {
 		h.Set("Range", r)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -311,7 +310,7 @@ func (p *Proxy) fetchNewStored(req *http.Request, key string) (*http.Response, b
 		cancel()
 		return upstreamErrorResponse(req, err), false
 	}
-	if err := checkPartialAnswer(h.Get("Range"), resp); err != nil {
+	if err := policy.CheckPartialAnswer(h.Get("Range"), resp); err != nil {
 		return p.refuseAnswer(req, resp, cancel, err), false
 	}
 	return p.keep(req, key, resp, reqTime, ctx, cancel)
@@ -332,15 +331,15 @@ func (p *Proxy) refuseAnswer(req *http.Request, resp *http.Response, cancel cont
 // included, and relays the answer without storing it.
 func (p *Proxy) fetchUncached(req *http.Request) *http.Response {
 	h := req.Header.Clone()
-	removeHopByHop(h)
-	addVia(h, p.opts.Name)
+	policy.RemoveHopByHop(h)
+	policy.AddVia(h, p.opts.Name)
 	ctx, cancel := context.WithCancel(context.Background())
 	resp, _, err := p.do(ctx, req.URL, h)
 	if err != nil {
 		cancel()
 		return upstreamErrorResponse(req, err)
 	}
-	if err := checkPartialAnswer(h.Get("Range"), resp); err != nil {
+	if err := policy.CheckPartialAnswer(h.Get("Range"), resp); err != nil {
 		return p.refuseAnswer(req, resp, cancel, err)
 	}
 	return p.relay(req, resp, cancel)
@@ -358,10 +357,10 @@ func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime
 		cancel()
 		return errorResponse(req, http.StatusBadGateway, err.Error()), false
 	}
-	if size < 0 || !storable(req, resp) {
+	if size < 0 || !policy.Storable(req, resp) {
 		return p.relay(req, resp, cancel), false
 	}
-	stored := storedHeader(resp.Header)
+	stored := policy.StoredHeader(resp.Header)
 	now := p.now()
 	if stored.Get("Date") == "" {
 		// RFC 9110 §6.6.1: a cache records when it received a response
@@ -371,11 +370,11 @@ func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime
 	m := cache.Meta{
 		Status:        http.StatusOK,
 		Header:        stored,
-		RequestHeader: selectingHeader(req.Header, resp.Header),
+		RequestHeader: policy.SelectingHeader(req.Header, resp.Header),
 		Size:          size,
 		RequestTime:   reqTime,
 		ResponseTime:  now,
-		InitialAge:    initialAge(resp.Header, reqTime, now),
+		InitialAge:    policy.InitialAge(resp.Header, reqTime, now),
 	}
 	e, f, err := p.store.CreateFill(key, m, body)
 	if errors.Is(err, cache.ErrTooLarge) {
@@ -425,8 +424,8 @@ func bodyExtent(resp *http.Response) (rangeutil.Range, int64, error) {
 // body, so it must not outlive its client (a stalled or slow upstream would
 // otherwise hold the request until the idle timeout, or for ever).
 func (p *Proxy) relay(req *http.Request, resp *http.Response, cancel context.CancelFunc) *http.Response {
-	removeHopByHop(resp.Header)
-	addVia(resp.Header, p.opts.Name)
+	policy.RemoveHopByHop(resp.Header)
+	policy.AddVia(resp.Header, p.opts.Name)
 	resp.Header.Set("X-Cache", xMiss)
 	if resp.ContentLength >= 0 {
 		resp.Header.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
@@ -457,38 +456,38 @@ func (b *relayBody) Close() error {
 // 200/206 body read from the entry. It takes over e's reference and join.
 func (p *Proxy) fromEntry(req *http.Request, e *cache.Entry, xc string) *http.Response {
 	m := e.Meta()
-	v := validatorOf(m.Header)
+	v := policy.ValidatorOf(m.Header)
 	h := http.Header(m.Header) // Meta returned a copy: ours to change
 	if h == nil {
 		h = http.Header{}
 	}
 	h.Set("X-Cache", xc)
-	addVia(h, p.opts.Name)
-	if age := currentAge(m.InitialAge, m.ResponseTime, p.now()); xc == xHit || age >= time.Second {
+	policy.AddVia(h, p.opts.Name)
+	if age := policy.CurrentAge(m.InitialAge, m.ResponseTime, p.now()); xc == xHit || age >= time.Second {
 		// RFC 9111 §4: a response served from the cache carries its
 		// current age; so does one an upstream cache had aged, so that
 		// caches downstream do not count its lifetime from zero.
-		h.Set("Age", ageSeconds(age))
+		h.Set("Age", policy.AgeSeconds(age))
 	}
-	if status := checkPreconditions(req, v); status != 0 {
+	if status := policy.CheckPreconditions(req, v); status != 0 {
 		p.leave(e)
 		return headOnly(req, status, notModifiedHeader(h, status))
 	}
-	ans := chooseRange(req, m.Size, v)
-	if ans.status == http.StatusRequestedRangeNotSatisfiable {
+	ans := policy.ChooseRange(req, m.Size, v)
+	if ans.Status == http.StatusRequestedRangeNotSatisfiable {
 		p.leave(e)
-		eh := errorResponse(req, ans.status, "range not satisfiable")
+		eh := errorResponse(req, ans.Status, "range not satisfiable")
 		eh.Header.Set("Content-Range", rangeutil.FormatUnsatisfied(m.Size))
 		return eh
 	}
 	h.Set("Accept-Ranges", "bytes")
-	h.Set("Content-Length", strconv.FormatInt(ans.r.Len(), 10))
-	if ans.status == http.StatusPartialContent {
-		h.Set("Content-Range", rangeutil.FormatContentRange(ans.r, m.Size))
+	h.Set("Content-Length", strconv.FormatInt(ans.Range.Len(), 10))
+	if ans.Status == http.StatusPartialContent {
+		h.Set("Content-Range", rangeutil.FormatContentRange(ans.Range, m.Size))
 	}
-	resp := headOnly(req, ans.status, h)
-	resp.ContentLength = ans.r.Len()
-	resp.Body = p.newEntryBody(req, e, ans.r, p.sourceFor(req, m))
+	resp := headOnly(req, ans.Status, h)
+	resp.ContentLength = ans.Range.Len()
+	resp.Body = p.newEntryBody(req, e, ans.Range, p.sourceFor(req, m))
 	return resp
 }
 
@@ -524,7 +523,7 @@ func headOnly(req *http.Request, status int, h http.Header) *http.Response {
 // version over the stored ones (RFC 9111 §3.2, §4.3.4), which renews
 // freshness.
 func (p *Proxy) refreshHeaders(e *cache.Entry, fresh http.Header, reqTime time.Time) {
-	upd := storedHeader(fresh)
+	upd := policy.StoredHeader(fresh)
 	now := p.now()
 	err := e.Update(func(m *cache.Meta) {
 		if m.Header == nil {
@@ -534,7 +533,7 @@ func (p *Proxy) refreshHeaders(e *cache.Entry, fresh http.Header, reqTime time.T
 			m.Header[k] = vs
 		}
 		m.RequestTime, m.ResponseTime = reqTime, now
-		m.InitialAge = initialAge(fresh, reqTime, now)
+		m.InitialAge = policy.InitialAge(fresh, reqTime, now)
 	})
 	if err != nil {
 		p.log.Error("cannot refresh stored headers", "key", clip(e.Key()), "err", clipErr(err))
@@ -545,23 +544,4 @@ func (p *Proxy) refreshHeaders(e *cache.Entry, fresh http.Header, reqTime time.T
 func (p *Proxy) leave(e *cache.Entry) {
 	e.Leave()
 	e.Release()
-}
-
-// cacheKey names a resource: its absolute URL without fragment, with the
-// scheme and host in lower case and the default port dropped.
-func cacheKey(u *url.URL) string {
-	k := *u
-	k.Fragment, k.RawFragment, k.User = "", "", nil
-	k.Scheme = strings.ToLower(k.Scheme)
-	k.Host = strings.ToLower(k.Host)
-	if port := k.Port(); (k.Scheme == "http" && port == "80") || (k.Scheme == "https" && port == "443") {
-		k.Host = k.Hostname()
-		if strings.Contains(k.Host, ":") {
-			k.Host = "[" + k.Host + "]" // IPv6 literal
-		}
-	}
-	if k.Path == "" {
-		k.Path = "/"
-	}
-	return k.String()
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/resumeproxy/resumeproxy/cache"
 	"github.com/resumeproxy/resumeproxy/internal/testorigin"
+	"github.com/resumeproxy/resumeproxy/proxy/policy"
 )
 
 // TestHugeDeclaredSizeRelayed: a cacheable response declaring 2^62 bytes
@@ -70,7 +71,7 @@ func (h *harness) stored(u string) *cache.Entry {
 	if err != nil {
 		h.t.Fatalf("url.Parse(%q): %v", u, err)
 	}
-	e, err := h.store.Get(cacheKey(pu))
+	e, err := h.store.Get(policy.CacheKey(pu))
 	if err != nil {
 		h.t.Fatalf("store.Get(%s): %v", u, err)
 	}

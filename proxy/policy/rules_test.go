@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"fmt"
@@ -146,7 +146,7 @@ func TestRequestUsesCache(t *testing.T) {
 		{http.MethodPut, nil, false},
 	} {
 		req := requestWith(c.method, c.lines...)
-		if got := requestUsesCache(req); got != c.want {
+		if got := RequestUsesCache(req); got != c.want {
 			t.Errorf("requestUsesCache(%s %q) = %v, want %v", c.method, c.lines, got, c.want)
 		}
 	}
@@ -222,7 +222,7 @@ func TestStorable(t *testing.T) {
 	} {
 		req := getRequest(c.req...)
 		resp := &http.Response{StatusCode: c.status, Header: headerOf(c.resp...), Request: req}
-		if got := storable(req, resp); got != c.want {
+		if got := Storable(req, resp); got != c.want {
 			t.Errorf("%s: storable(%q, %d %q) = %v, want %v", c.name, c.req, c.status, c.resp, got, c.want)
 		}
 	}
@@ -266,7 +266,7 @@ func TestSelectingHeader(t *testing.T) {
 		{"two fields", []string{"Accept-Encoding: gzip", "User-Agent: curl"}, []string{"Vary: Accept-Encoding, User-Agent"},
 			map[string][]string{"Accept-Encoding": {"gzip"}, "User-Agent": {"curl"}}},
 	} {
-		got := selectingHeader(headerOf(c.req...), headerOf(c.resp...))
+		got := SelectingHeader(headerOf(c.req...), headerOf(c.resp...))
 		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s: selectingHeader(%q, %q) = %q, want %q", c.name, c.req, c.resp, got, c.want)
 		}
@@ -304,8 +304,8 @@ func TestVariantMatches(t *testing.T) {
 		if c.vary != "" {
 			resp.Set("Vary", c.vary)
 		}
-		sel := selectingHeader(headerOf(c.stored...), resp)
-		if got := variantMatches(resp, sel, headerOf(c.req...)); got != c.want {
+		sel := SelectingHeader(headerOf(c.stored...), resp)
+		if got := VariantMatches(resp, sel, headerOf(c.req...)); got != c.want {
 			t.Errorf("%s: variantMatches(Vary %q, %q, %q) = %v, want %v", c.name, c.vary, c.stored, c.req, got, c.want)
 		}
 	}
@@ -351,7 +351,7 @@ func TestValidETag(t *testing.T) {
 }
 
 // showValidator formats v for test messages, times as HTTP dates.
-func showValidator(v validator) string {
+func showValidator(v Validator) string {
 	date := func(t time.Time) string {
 		if t.IsZero() {
 			return "-"
@@ -362,33 +362,33 @@ func showValidator(v validator) string {
 }
 
 // equalValidators compares validators, times by instant.
-func equalValidators(a, b validator) bool {
+func equalValidators(a, b Validator) bool {
 	return a.etag == b.etag && a.weak == b.weak && a.lastModified.Equal(b.lastModified) && a.date.Equal(b.date)
 }
 
 func TestValidatorOf(t *testing.T) {
 	for _, c := range []struct {
 		lines []string
-		want  validator
+		want  Validator
 	}{
-		{nil, validator{}},
-		{[]string{`ETag: "a"`}, validator{etag: `"a"`}},
-		{[]string{`ETag: W/"a"`}, validator{etag: `W/"a"`, weak: true}},
-		{[]string{`ETag:   "a"  `}, validator{etag: `"a"`}},
-		{[]string{`ETag: a`}, validator{}},
-		{[]string{`ETag: W/a`}, validator{}}, // invalid: not weak either
-		{[]string{`ETag: "a b"`}, validator{}},
-		{[]string{`ETag: "a"`, `ETag: "b"`}, validator{etag: `"a"`}},
+		{nil, Validator{}},
+		{[]string{`ETag: "a"`}, Validator{etag: `"a"`}},
+		{[]string{`ETag: W/"a"`}, Validator{etag: `W/"a"`, weak: true}},
+		{[]string{`ETag:   "a"  `}, Validator{etag: `"a"`}},
+		{[]string{`ETag: a`}, Validator{}},
+		{[]string{`ETag: W/a`}, Validator{}},
+		{[]string{`ETag: "a b"`}, Validator{}},
+		{[]string{`ETag: "a"`, `ETag: "b"`}, Validator{etag: `"a"`}},
 		{[]string{"Last-Modified: " + httpDate(ruleLM), "Date: " + httpDate(ruleT0)},
-			validator{lastModified: ruleLM, date: ruleT0}},
+			Validator{lastModified: ruleLM, date: ruleT0}},
 		// RFC 9110 §5.6.7: recipients accept the obsolete date formats.
 		{[]string{"Last-Modified: " + ruleLM.Format(time.RFC850), "Date: " + ruleT0.Format(time.ANSIC)},
-			validator{lastModified: ruleLM, date: ruleT0}},
-		{[]string{"Last-Modified: yesterday", "Date: now"}, validator{}},
+			Validator{lastModified: ruleLM, date: ruleT0}},
+		{[]string{"Last-Modified: yesterday", "Date: now"}, Validator{}},
 		{[]string{`ETag: W/"a"`, "Last-Modified: " + httpDate(ruleLM), "Date: " + httpDate(ruleT0)},
-			validator{etag: `W/"a"`, weak: true, lastModified: ruleLM, date: ruleT0}},
+			Validator{etag: `W/"a"`, weak: true, lastModified: ruleLM, date: ruleT0}},
 	} {
-		if got := validatorOf(headerOf(c.lines...)); !equalValidators(got, c.want) {
+		if got := ValidatorOf(headerOf(c.lines...)); !equalValidators(got, c.want) {
 			t.Errorf("validatorOf(%q) = %s, want %s", c.lines, showValidator(got), showValidator(c.want))
 		}
 	}
@@ -396,19 +396,19 @@ func TestValidatorOf(t *testing.T) {
 
 // Validators used by the tables below.
 var (
-	vStrong     = validator{etag: `"v1"`, lastModified: ruleLM, date: ruleT0}
-	vStrongOnly = validator{etag: `"v1"`}
-	vWeak       = validator{etag: `W/"v1"`, weak: true}
-	vWeakDate   = validator{etag: `W/"v1"`, weak: true, lastModified: ruleLM, date: ruleT0}
-	vDate       = validator{lastModified: ruleLM, date: ruleT0}                       // strong Last-Modified
-	vDateWeak   = validator{lastModified: ruleLM, date: ruleLM.Add(30 * time.Second)} // too close to Date
-	vNone       = validator{}
-	vDateOnly   = validator{date: ruleT0}
+	vStrong     = Validator{etag: `"v1"`, lastModified: ruleLM, date: ruleT0}
+	vStrongOnly = Validator{etag: `"v1"`}
+	vWeak       = Validator{etag: `W/"v1"`, weak: true}
+	vWeakDate   = Validator{etag: `W/"v1"`, weak: true, lastModified: ruleLM, date: ruleT0}
+	vDate       = Validator{lastModified: ruleLM, date: ruleT0}                       // strong Last-Modified
+	vDateWeak   = Validator{lastModified: ruleLM, date: ruleLM.Add(30 * time.Second)} // too close to Date
+	vNone       = Validator{}
+	vDateOnly   = Validator{date: ruleT0}
 )
 
 func TestStrongETag(t *testing.T) {
 	for _, c := range []struct {
-		v    validator
+		v    Validator
 		want string
 	}{
 		{vStrong, `"v1"`},
@@ -440,7 +440,7 @@ func TestStrongDate(t *testing.T) {
 		{"no last-modified", time.Time{}, ruleT0, false},
 		{"no date", ruleLM, time.Time{}, false},
 	} {
-		v := validator{lastModified: c.lastModified, date: c.date}
+		v := Validator{lastModified: c.lastModified, date: c.date}
 		if got := v.strongDate(); got != c.want {
 			t.Errorf("%s: strongDate(Last-Modified %v, Date %v) = %v, want %v", c.name, c.lastModified, c.date, got, c.want)
 		}
@@ -450,7 +450,7 @@ func TestStrongDate(t *testing.T) {
 func TestResumable(t *testing.T) {
 	for _, c := range []struct {
 		name string
-		v    validator
+		v    Validator
 		want bool
 	}{
 		{"strong etag", vStrongOnly, true},
@@ -468,7 +468,7 @@ func TestResumable(t *testing.T) {
 		// Every refill or resume of such an entry costs a request and fails.
 		{"weak etag and strong date", vWeakDate, false},
 	} {
-		if got := c.v.resumable(); got != c.want {
+		if got := c.v.Resumable(); got != c.want {
 			t.Errorf("%s: %s.resumable() = %v, want %v", c.name, showValidator(c.v), got, c.want)
 		}
 	}
@@ -478,32 +478,32 @@ func TestSameVersion(t *testing.T) {
 	later := ruleT0.Add(time.Hour)
 	for _, c := range []struct {
 		name string
-		v, o validator
+		v, o Validator
 		want bool
 	}{
 		// RFC 9110 §8.8.3.2: strong comparison, both tags strong and equal.
-		{"same strong etag", vStrong, validator{etag: `"v1"`, date: later}, true},
-		{"same strong etag, other date", vStrongOnly, validator{etag: `"v1"`, lastModified: ruleT0, date: later}, true},
-		{"other strong etag", vStrong, validator{etag: `"v2"`, lastModified: ruleLM, date: later}, false},
-		{"now weak", vStrong, validator{etag: `W/"v1"`, weak: true, date: later}, false},
-		{"etag dropped", vStrong, validator{lastModified: ruleLM, date: later}, false},
+		{"same strong etag", vStrong, Validator{etag: `"v1"`, date: later}, true},
+		{"same strong etag, other date", vStrongOnly, Validator{etag: `"v1"`, lastModified: ruleT0, date: later}, true},
+		{"other strong etag", vStrong, Validator{etag: `"v2"`, lastModified: ruleLM, date: later}, false},
+		{"now weak", vStrong, Validator{etag: `W/"v1"`, weak: true, date: later}, false},
+		{"etag dropped", vStrong, Validator{lastModified: ruleLM, date: later}, false},
 		{"weak, same weak", vWeak, vWeak, false},
 		{"weak and strong date, identical", vWeakDate, vWeakDate, false},
 		// A strong Last-Modified identifies a version when no ETag is involved.
-		{"strong date, same", vDate, validator{lastModified: ruleLM, date: later}, true},
-		{"strong date, same, different zone", vDate, validator{lastModified: ruleLM.In(time.FixedZone("X", 3600)), date: later}, true},
-		{"strong date, modified", vDate, validator{lastModified: ruleLM.Add(time.Second), date: later}, false},
-		{"strong date, now with etag", vDate, validator{etag: `"v1"`, lastModified: ruleLM, date: later}, false},
-		{"strong date, no last-modified", vDate, validator{date: later}, false},
+		{"strong date, same", vDate, Validator{lastModified: ruleLM, date: later}, true},
+		{"strong date, same, different zone", vDate, Validator{lastModified: ruleLM.In(time.FixedZone("X", 3600)), date: later}, true},
+		{"strong date, modified", vDate, Validator{lastModified: ruleLM.Add(time.Second), date: later}, false},
+		{"strong date, now with etag", vDate, Validator{etag: `"v1"`, lastModified: ruleLM, date: later}, false},
+		{"strong date, no last-modified", vDate, Validator{date: later}, false},
 		{"weak date, same", vDateWeak, vDateWeak, false},
 		{"none", vNone, vNone, false},
 		// Regression: a 206 with another Content-Encoding was spliced.
-		{"same etag, other encoding", vStrong, validator{etag: `"v1"`, encoding: "gzip"}, false},
-		{"same date, other encoding", vDate, validator{lastModified: ruleLM, encoding: "br"}, false},
-		{"same etag, other type", validator{etag: `"v1"`, ctype: "text/plain"}, validator{etag: `"v1"`, ctype: "text/html"}, false},
-		{"same etag and encoding", validator{etag: `"v1"`, encoding: "gzip"}, validator{etag: `"v1"`, encoding: "gzip"}, true},
+		{"same etag, other encoding", vStrong, Validator{etag: `"v1"`, encoding: "gzip"}, false},
+		{"same date, other encoding", vDate, Validator{lastModified: ruleLM, encoding: "br"}, false},
+		{"same etag, other type", Validator{etag: `"v1"`, ctype: "text/plain"}, Validator{etag: `"v1"`, ctype: "text/html"}, false},
+		{"same etag and encoding", Validator{etag: `"v1"`, encoding: "gzip"}, Validator{etag: `"v1"`, encoding: "gzip"}, true},
 	} {
-		if got := c.v.sameVersion(c.o); got != c.want {
+		if got := c.v.SameVersion(c.o); got != c.want {
 			t.Errorf("%s: %s.sameVersion(%s) = %v, want %v", c.name, showValidator(c.v), showValidator(c.o), got, c.want)
 		}
 	}
@@ -516,33 +516,33 @@ func TestSelectedBy(t *testing.T) {
 	later := ruleT0.Add(time.Hour)
 	for _, c := range []struct {
 		name   string
-		stored validator
-		n      validator // the 304's
+		stored Validator
+		n      Validator // the 304's
 		want   bool
 	}{
-		{"same strong etag", vStrong, validator{etag: `"v1"`, date: later}, true},
-		{"same strong etag and date", vStrong, validator{etag: `"v1"`, lastModified: ruleLM, date: later}, true},
-		{"other strong etag", vStrong, validator{etag: `"v2"`, date: later}, false},
-		{"other strong etag, same date", vStrong, validator{etag: `"v2"`, lastModified: ruleLM, date: later}, false},
-		{"same etag, other date", vStrong, validator{etag: `"v1"`, lastModified: ruleLM.Add(time.Second), date: later}, false},
+		{"same strong etag", vStrong, Validator{etag: `"v1"`, date: later}, true},
+		{"same strong etag and date", vStrong, Validator{etag: `"v1"`, lastModified: ruleLM, date: later}, true},
+		{"other strong etag", vStrong, Validator{etag: `"v2"`, date: later}, false},
+		{"other strong etag, same date", vStrong, Validator{etag: `"v2"`, lastModified: ruleLM, date: later}, false},
+		{"same etag, other date", vStrong, Validator{etag: `"v1"`, lastModified: ruleLM.Add(time.Second), date: later}, false},
 		// A strong tag selects only a stored response with the same strong tag.
-		{"strong tag for a weak one", vWeak, validator{etag: `"v1"`, date: later}, false},
-		{"strong tag, none stored", vDate, validator{etag: `"v1"`, date: later}, false},
+		{"strong tag for a weak one", vWeak, Validator{etag: `"v1"`, date: later}, false},
+		{"strong tag, none stored", vDate, Validator{etag: `"v1"`, date: later}, false},
 		// Weak tags select by weak comparison.
-		{"weak tag, same weak", vWeak, validator{etag: `W/"v1"`, weak: true}, true},
-		{"weak tag for a strong one", vStrongOnly, validator{etag: `W/"v1"`, weak: true}, true},
-		{"other weak tag", vWeak, validator{etag: `W/"v2"`, weak: true}, false},
-		{"weak tag, none stored", vDate, validator{etag: `W/"v1"`, weak: true}, false},
+		{"weak tag, same weak", vWeak, Validator{etag: `W/"v1"`, weak: true}, true},
+		{"weak tag for a strong one", vStrongOnly, Validator{etag: `W/"v1"`, weak: true}, true},
+		{"other weak tag", vWeak, Validator{etag: `W/"v2"`, weak: true}, false},
+		{"weak tag, none stored", vDate, Validator{etag: `W/"v1"`, weak: true}, false},
 		// Last-Modified must be the stored one.
-		{"same date", vDate, validator{lastModified: ruleLM, date: later}, true},
-		{"same date, other zone", vDate, validator{lastModified: ruleLM.In(time.FixedZone("X", 3600))}, true},
-		{"other date", vDate, validator{lastModified: ruleLM.Add(time.Hour), date: later}, false},
-		{"date, none stored", vStrongOnly, validator{lastModified: ruleLM, date: later}, false},
+		{"same date", vDate, Validator{lastModified: ruleLM, date: later}, true},
+		{"same date, other zone", vDate, Validator{lastModified: ruleLM.In(time.FixedZone("X", 3600))}, true},
+		{"other date", vDate, Validator{lastModified: ruleLM.Add(time.Hour), date: later}, false},
+		{"date, none stored", vStrongOnly, Validator{lastModified: ruleLM, date: later}, false},
 		// No validator contradicts nothing.
-		{"no validators", vStrong, validator{date: later}, true},
+		{"no validators", vStrong, Validator{date: later}, true},
 		{"no validators, none stored", vNone, vNone, true},
 	} {
-		if got := c.stored.selectedBy(c.n); got != c.want {
+		if got := c.stored.SelectedBy(c.n); got != c.want {
 			t.Errorf("%s: %s.selectedBy(%s) = %v, want %v", c.name, showValidator(c.stored), showValidator(c.n), got, c.want)
 		}
 	}
@@ -554,29 +554,29 @@ func TestSelectedBy(t *testing.T) {
 func TestSameMetadata(t *testing.T) {
 	for _, c := range []struct {
 		name             string
-		stored, response validator
+		stored, response Validator
 		want             bool
 	}{
-		{"both none", validator{}, validator{}, true},
-		{"encoding omitted", validator{encoding: "gzip"}, validator{}, true},
-		{"same encoding", validator{encoding: "gzip"}, validator{encoding: "gzip"}, true},
-		{"encoding case", validator{encoding: "gzip"}, validator{encoding: "GZip"}, true},
-		{"identity is none", validator{}, validator{encoding: "identity"}, true},
-		{"identity in a list", validator{encoding: "gzip"}, validator{encoding: "identity, gzip"}, true},
-		{"list spacing", validator{encoding: "gzip,br"}, validator{encoding: " gzip , br"}, true},
-		{"encoding added", validator{}, validator{encoding: "gzip"}, false},
-		{"other encoding", validator{encoding: "gzip"}, validator{encoding: "br"}, false},
-		{"encoding order", validator{encoding: "gzip, br"}, validator{encoding: "br, gzip"}, false},
-		{"encoding dropped to identity", validator{encoding: "gzip"}, validator{encoding: "identity"}, false},
-		{"type omitted", validator{ctype: "text/plain"}, validator{}, true},
-		{"no stored type", validator{}, validator{ctype: "text/plain"}, true},
-		{"same type", validator{ctype: "text/plain; charset=utf-8"}, validator{ctype: "text/plain; charset=utf-8"}, true},
-		{"type case and spacing", validator{ctype: "text/plain; charset=utf-8"}, validator{ctype: "Text/Plain;Charset=UTF-8"}, true},
-		{"other type", validator{ctype: "application/zip"}, validator{ctype: "text/html"}, false},
-		{"other charset", validator{ctype: "text/plain; charset=utf-8"}, validator{ctype: "text/plain; charset=latin1"}, false},
-		{"parameter added", validator{ctype: "text/plain"}, validator{ctype: "text/plain; charset=utf-8"}, false},
-		{"unparsable, identical", validator{ctype: "junk;;"}, validator{ctype: "junk;;"}, true},
-		{"unparsable, different", validator{ctype: "junk;;"}, validator{ctype: "junk; ;"}, false},
+		{"both none", Validator{}, Validator{}, true},
+		{"encoding omitted", Validator{encoding: "gzip"}, Validator{}, true},
+		{"same encoding", Validator{encoding: "gzip"}, Validator{encoding: "gzip"}, true},
+		{"encoding case", Validator{encoding: "gzip"}, Validator{encoding: "GZip"}, true},
+		{"identity is none", Validator{}, Validator{encoding: "identity"}, true},
+		{"identity in a list", Validator{encoding: "gzip"}, Validator{encoding: "identity, gzip"}, true},
+		{"list spacing", Validator{encoding: "gzip,br"}, Validator{encoding: " gzip , br"}, true},
+		{"encoding added", Validator{}, Validator{encoding: "gzip"}, false},
+		{"other encoding", Validator{encoding: "gzip"}, Validator{encoding: "br"}, false},
+		{"encoding order", Validator{encoding: "gzip, br"}, Validator{encoding: "br, gzip"}, false},
+		{"encoding dropped to identity", Validator{encoding: "gzip"}, Validator{encoding: "identity"}, false},
+		{"type omitted", Validator{ctype: "text/plain"}, Validator{}, true},
+		{"no stored type", Validator{}, Validator{ctype: "text/plain"}, true},
+		{"same type", Validator{ctype: "text/plain; charset=utf-8"}, Validator{ctype: "text/plain; charset=utf-8"}, true},
+		{"type case and spacing", Validator{ctype: "text/plain; charset=utf-8"}, Validator{ctype: "Text/Plain;Charset=UTF-8"}, true},
+		{"other type", Validator{ctype: "application/zip"}, Validator{ctype: "text/html"}, false},
+		{"other charset", Validator{ctype: "text/plain; charset=utf-8"}, Validator{ctype: "text/plain; charset=latin1"}, false},
+		{"parameter added", Validator{ctype: "text/plain"}, Validator{ctype: "text/plain; charset=utf-8"}, false},
+		{"unparsable, identical", Validator{ctype: "junk;;"}, Validator{ctype: "junk;;"}, true},
+		{"unparsable, different", Validator{ctype: "junk;;"}, Validator{ctype: "junk; ;"}, false},
 	} {
 		if got := c.stored.sameMetadata(c.response); got != c.want {
 			t.Errorf("%s: validator{encoding %q type %q}.sameMetadata(encoding %q type %q) = %v, want %v",
@@ -589,13 +589,13 @@ func TestValidatorIfRange(t *testing.T) {
 	cet := time.FixedZone("CET", 3600)
 	for _, c := range []struct {
 		name string
-		v    validator
+		v    Validator
 		want string
 	}{
 		{"strong etag", vStrongOnly, `"v1"`},
 		{"strong etag over date", vStrong, `"v1"`},
 		{"strong date", vDate, httpDate(ruleLM)},
-		{"strong date, other zone", validator{lastModified: ruleLM.In(cet), date: ruleT0.In(cet)}, httpDate(ruleLM)},
+		{"strong date, other zone", Validator{lastModified: ruleLM.In(cet), date: ruleT0.In(cet)}, httpDate(ruleLM)},
 		// RFC 9110 §13.1.5: never a weak tag, never a weak date.
 		{"weak etag", vWeak, ""},
 		{"weak date", vDateWeak, ""},
@@ -608,7 +608,7 @@ func TestValidatorIfRange(t *testing.T) {
 		// on a refill.
 		{"weak etag and strong date", vWeakDate, ""},
 	} {
-		if got := c.v.ifRange(); got != c.want {
+		if got := c.v.IfRange(); got != c.want {
 			t.Errorf("%s: %s.ifRange() = %q, want %q", c.name, showValidator(c.v), got, c.want)
 		}
 	}
@@ -617,7 +617,7 @@ func TestValidatorIfRange(t *testing.T) {
 func TestSetContinueConditions(t *testing.T) {
 	for _, c := range []struct {
 		name string
-		v    validator
+		v    Validator
 		want http.Header
 	}{
 		{"strong etag", vStrong, http.Header{"If-Match": {`"v1"`}}},
@@ -625,10 +625,10 @@ func TestSetContinueConditions(t *testing.T) {
 		// If-Match compares strongly (RFC 9110 §13.1.1): a weak tag would
 		// always fail, so the date asks instead.
 		{"weak etag and strong date", vWeakDate, http.Header{"If-Unmodified-Since": {httpDate(ruleLM)}}},
-		{"other zone", validator{lastModified: ruleLM.In(time.FixedZone("X", -7200)), date: ruleT0}, http.Header{"If-Unmodified-Since": {httpDate(ruleLM)}}},
+		{"other zone", Validator{lastModified: ruleLM.In(time.FixedZone("X", -7200)), date: ruleT0}, http.Header{"If-Unmodified-Since": {httpDate(ruleLM)}}},
 	} {
 		h := http.Header{"Range": {"bytes=10-"}}
-		c.v.setContinueConditions(h)
+		c.v.SetContinueConditions(h)
 		c.want.Set("Range", "bytes=10-")
 		if !reflect.DeepEqual(h, c.want) {
 			t.Errorf("%s: setContinueConditions(%s) = %v, want %v", c.name, showValidator(c.v), h, c.want)
@@ -639,7 +639,7 @@ func TestSetContinueConditions(t *testing.T) {
 func TestSetRevalidateConditions(t *testing.T) {
 	for _, c := range []struct {
 		name string
-		v    validator
+		v    Validator
 		want http.Header
 	}{
 		// RFC 9111 §4.3.1: send the entity tag and the Last-Modified date.
@@ -648,12 +648,12 @@ func TestSetRevalidateConditions(t *testing.T) {
 		// If-None-Match compares weakly (RFC 9110 §13.1.2): a weak tag is fine.
 		{"weak etag", vWeak, http.Header{"If-None-Match": {`W/"v1"`}}},
 		{"weak date", vDateWeak, http.Header{"If-Modified-Since": {httpDate(ruleLM)}}},
-		{"other zone", validator{lastModified: ruleLM.In(time.FixedZone("X", 5*3600))}, http.Header{"If-Modified-Since": {httpDate(ruleLM)}}},
+		{"other zone", Validator{lastModified: ruleLM.In(time.FixedZone("X", 5*3600))}, http.Header{"If-Modified-Since": {httpDate(ruleLM)}}},
 		{"none", vNone, http.Header{}},
 		{"date only", vDateOnly, http.Header{}},
 	} {
 		h := http.Header{}
-		c.v.setRevalidateConditions(h)
+		c.v.SetRevalidateConditions(h)
 		if !reflect.DeepEqual(h, c.want) {
 			t.Errorf("%s: setRevalidateConditions(%s) = %v, want %v", c.name, showValidator(c.v), h, c.want)
 		}
@@ -662,7 +662,7 @@ func TestSetRevalidateConditions(t *testing.T) {
 
 func TestCanRevalidate(t *testing.T) {
 	for _, c := range []struct {
-		v    validator
+		v    Validator
 		want bool
 	}{
 		{vStrong, true},
@@ -673,7 +673,7 @@ func TestCanRevalidate(t *testing.T) {
 		{vNone, false},
 		{vDateOnly, false},
 	} {
-		if got := c.v.canRevalidate(); got != c.want {
+		if got := c.v.CanRevalidate(); got != c.want {
 			t.Errorf("%s.canRevalidate() = %v, want %v", showValidator(c.v), got, c.want)
 		}
 	}

@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"mime"
@@ -65,16 +65,16 @@ func deltaSeconds(s string) (time.Duration, bool) {
 	return time.Duration(n) * time.Second, true
 }
 
-// requestUsesCache reports whether a client request may be answered from or
+// RequestUsesCache reports whether a client request may be answered from or
 // stored in the cache at all: GET only, and not no-store (RFC 9111 §3, §5.2.1.5).
-func requestUsesCache(r *http.Request) bool {
+func RequestUsesCache(r *http.Request) bool {
 	return r.Method == http.MethodGet && !parseCacheControl(r.Header).has("no-store")
 }
 
-// storable reports whether a response may be stored by a shared cache
+// Storable reports whether a response may be stored by a shared cache
 // (RFC 9111 §3), and is worth storing: 200 or 206, with a known length, and
 // something to decide freshness or to revalidate with.
-func storable(req *http.Request, resp *http.Response) bool {
+func Storable(req *http.Request, resp *http.Response) bool {
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
 		return false
 	}
@@ -98,7 +98,7 @@ func storable(req *http.Request, resp *http.Response) bool {
 		return false
 	}
 	_, hasLifetime := freshnessLifetime(resp.Header)
-	return hasLifetime || validatorOf(resp.Header).canRevalidate()
+	return hasLifetime || ValidatorOf(resp.Header).CanRevalidate()
 }
 
 func hasVaryStar(h http.Header) bool {
@@ -123,9 +123,9 @@ func varyNames(h http.Header) []string {
 	return names
 }
 
-// selectingHeader returns the request's values of the fields that resp
+// SelectingHeader returns the request's values of the fields that resp
 // varies on, to store with the entry.
-func selectingHeader(req http.Header, resp http.Header) map[string][]string {
+func SelectingHeader(req http.Header, resp http.Header) map[string][]string {
 	names := varyNames(resp)
 	if len(names) == 0 {
 		return nil
@@ -137,9 +137,9 @@ func selectingHeader(req http.Header, resp http.Header) map[string][]string {
 	return sel
 }
 
-// variantMatches reports whether a stored variant may answer req: every
+// VariantMatches reports whether a stored variant may answer req: every
 // field named by Vary has the same normalized value (RFC 9111 §4.1).
-func variantMatches(stored http.Header, sel map[string][]string, req http.Header) bool {
+func VariantMatches(stored http.Header, sel map[string][]string, req http.Header) bool {
 	for _, n := range varyNames(stored) {
 		if strings.Join(sel[n], ",") != strings.Join(normalizeValues(req.Values(n)), ",") {
 			return false
@@ -162,8 +162,8 @@ func normalizeValues(vs []string) []string {
 	return out
 }
 
-// validator is what identifies one version of a representation.
-type validator struct {
+// Validator is what identifies one version of a representation.
+type Validator struct {
 	etag         string    // as sent, quotes included; "" when none
 	weak         bool      // etag is W/
 	lastModified time.Time // zero when none
@@ -174,8 +174,8 @@ type validator struct {
 	encoding, ctype string
 }
 
-func validatorOf(h http.Header) validator {
-	v := validator{etag: strings.TrimSpace(h.Get("ETag")), encoding: h.Get("Content-Encoding"), ctype: h.Get("Content-Type")}
+func ValidatorOf(h http.Header) Validator {
+	v := Validator{etag: strings.TrimSpace(h.Get("ETag")), encoding: h.Get("Content-Encoding"), ctype: h.Get("Content-Type")}
 	v.weak = strings.HasPrefix(v.etag, "W/")
 	if !validETag(v.etag) {
 		v.etag, v.weak = "", false
@@ -199,8 +199,12 @@ func validETag(t string) bool {
 	return len(t) <= 1024
 }
 
+// ETag returns the entity tag as sent, quotes and W/ included; "" when
+// there is none or it is malformed.
+func (v Validator) ETag() string { return v.etag }
+
 // strongETag returns the ETag if it is strong, else "".
-func (v validator) strongETag() string {
+func (v Validator) strongETag() string {
 	if v.weak {
 		return ""
 	}
@@ -211,30 +215,30 @@ func (v validator) strongETag() string {
 // RFC 9110 §8.8.2.2 lets a cache treat it as strong when the Date it came
 // with is at least 60 seconds later (the same version cannot have changed
 // twice within the second it names).
-func (v validator) strongDate() bool {
+func (v Validator) strongDate() bool {
 	return !v.lastModified.IsZero() && !v.date.IsZero() && v.date.Sub(v.lastModified) >= 60*time.Second
 }
 
-// dateOnly reports whether Last-Modified is this version's strong
+// DateOnly reports whether Last-Modified is this version's strong
 // validator: RFC 9110 §13.1.5 allows a date in If-Range only when there is
 // no entity tag at all, weak ones included.
-func (v validator) dateOnly() bool { return v.etag == "" && v.strongDate() }
+func (v Validator) DateOnly() bool { return v.etag == "" && v.strongDate() }
 
-// resumable reports whether bytes of this version may be spliced with bytes
+// Resumable reports whether bytes of this version may be spliced with bytes
 // fetched later: only under a strong validator (DESIGN invariant 1).
-func (v validator) resumable() bool { return v.strongETag() != "" || v.dateOnly() }
+func (v Validator) Resumable() bool { return v.strongETag() != "" || v.DateOnly() }
 
-// sameVersion reports whether a response's validators identify the same
+// SameVersion reports whether a response's validators identify the same
 // version as v, by strong comparison (RFC 9110 §8.8.3.2), and its
 // representation metadata does not say otherwise (sameMetadata).
-func (v validator) sameVersion(o validator) bool {
+func (v Validator) SameVersion(o Validator) bool {
 	if !v.sameMetadata(o) {
 		return false
 	}
 	if e := v.strongETag(); e != "" {
 		return o.strongETag() == e
 	}
-	return v.dateOnly() && o.lastModified.Equal(v.lastModified) && o.etag == ""
+	return v.DateOnly() && o.lastModified.Equal(v.lastModified) && o.etag == ""
 }
 
 // sameMetadata reports whether a response o states no other content
@@ -243,7 +247,7 @@ func (v validator) sameVersion(o validator) bool {
 // splicing them mixes the two. A field o omits does not differ: a 206
 // answering If-Range need not repeat them (RFC 9110 §15.3.7). A stored
 // response without Content-Type has none to compare.
-func (v validator) sameMetadata(o validator) bool {
+func (v Validator) sameMetadata(o Validator) bool {
 	if o.encoding != "" && codings(o.encoding) != codings(v.encoding) {
 		return false
 	}
@@ -282,7 +286,7 @@ func sameMediaType(a, b string) bool {
 	return true
 }
 
-// selectedBy reports whether a 304 carrying validators n selects the
+// SelectedBy reports whether a 304 carrying validators n selects the
 // stored response with validators v for update (RFC 9111 §4.3.4): every
 // validator the 304 carries must be the stored one's, an ETag by strong
 // comparison when it is strong and by weak comparison when it is weak, a
@@ -291,7 +295,7 @@ func sameMediaType(a, b string) bool {
 // (§4.3.4 would select only a stored response without validators, but
 // servers that omit them on 304s are common, and refetching every body
 // from them would cost what revalidation is for).
-func (v validator) selectedBy(n validator) bool {
+func (v Validator) SelectedBy(n Validator) bool {
 	switch {
 	case n.etag != "" && !n.weak && v.strongETag() != n.etag:
 		return false
@@ -307,22 +311,22 @@ func weakMatch(a, b string) bool {
 	return a != "" && b != "" && strings.TrimPrefix(a, "W/") == strings.TrimPrefix(b, "W/")
 }
 
-// ifRange returns the If-Range value that asks for more of this version, ""
+// IfRange returns the If-Range value that asks for more of this version, ""
 // when it has no strong validator (RFC 9110 §13.1.5: never a weak tag).
-func (v validator) ifRange() string {
+func (v Validator) IfRange() string {
 	if e := v.strongETag(); e != "" {
 		return e
 	}
-	if v.dateOnly() {
+	if v.DateOnly() {
 		return v.lastModified.UTC().Format(http.TimeFormat)
 	}
 	return ""
 }
 
-// setContinueConditions asks for more of exactly this version, failing with
+// SetContinueConditions asks for more of exactly this version, failing with
 // 412 if it changed: used when the client already has our headers (DESIGN
 // invariant 3).
-func (v validator) setContinueConditions(h http.Header) {
+func (v Validator) SetContinueConditions(h http.Header) {
 	if e := v.strongETag(); e != "" {
 		h.Set("If-Match", e)
 		return
@@ -330,9 +334,9 @@ func (v validator) setContinueConditions(h http.Header) {
 	h.Set("If-Unmodified-Since", v.lastModified.UTC().Format(http.TimeFormat))
 }
 
-// setRevalidateConditions asks whether the stored version is still current
+// SetRevalidateConditions asks whether the stored version is still current
 // (RFC 9111 §4.3.1).
-func (v validator) setRevalidateConditions(h http.Header) {
+func (v Validator) SetRevalidateConditions(h http.Header) {
 	if v.etag != "" {
 		h.Set("If-None-Match", v.etag)
 	}
@@ -341,5 +345,5 @@ func (v validator) setRevalidateConditions(h http.Header) {
 	}
 }
 
-// canRevalidate reports whether a conditional request can check v.
-func (v validator) canRevalidate() bool { return v.etag != "" || !v.lastModified.IsZero() }
+// CanRevalidate reports whether a conditional request can check v.
+func (v Validator) CanRevalidate() bool { return v.etag != "" || !v.lastModified.IsZero() }

@@ -1,6 +1,7 @@
-package proxy
+package policy
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -10,10 +11,15 @@ import (
 	"github.com/resumeproxy/resumeproxy/rangeutil"
 )
 
-// checkPreconditions evaluates a client's preconditions against the stored
+// ErrBadRange is a 206 that does not match what was asked (wrong start, end
+// or total): never spliced (DESIGN invariant 3). Its text still names the
+// proxy, whose logs and 502 bodies it appears in.
+var ErrBadRange = errors.New("proxy: upstream sent a mismatched Content-Range")
+
+// CheckPreconditions evaluates a client's preconditions against the stored
 // version, in the order of RFC 9110 §13.2.2. It returns 0 to go on, 304 or
 // 412.
-func checkPreconditions(req *http.Request, v validator) int {
+func CheckPreconditions(req *http.Request, v Validator) int {
 	if im := strings.Join(req.Header.Values("If-Match"), ","); im != "" { // RFC 9110 §5.3: lines form one list
 		if !etagListMatches(im, v, true) {
 			return http.StatusPreconditionFailed
@@ -37,7 +43,7 @@ func checkPreconditions(req *http.Request, v validator) int {
 
 // etagListMatches compares a list of entity tags (or "*") with v's ETag;
 // strong comparison for If-Match, weak for If-None-Match (RFC 9110 §8.8.3.2).
-func etagListMatches(list string, v validator, strong bool) bool {
+func etagListMatches(list string, v Validator, strong bool) bool {
 	if strings.TrimSpace(list) == "*" {
 		return true
 	}
@@ -85,7 +91,7 @@ func entityTags(list string) []string {
 // ifRangeMatches reports whether the client's If-Range lets its Range apply
 // (RFC 9110 §13.1.5): an ETag by strong comparison, or a date equal to a
 // strong Last-Modified. An absent If-Range always matches.
-func ifRangeMatches(req *http.Request, v validator) bool {
+func ifRangeMatches(req *http.Request, v Validator) bool {
 	ir := strings.TrimSpace(req.Header.Get("If-Range"))
 	if ir == "" {
 		return true
@@ -97,17 +103,17 @@ func ifRangeMatches(req *http.Request, v validator) bool {
 	return err == nil && v.strongDate() && t.Equal(v.lastModified)
 }
 
-// answer is how a client's request for a body of known size is answered.
-type answer struct {
-	status int             // 200, 206 or 416
-	r      rangeutil.Range // the bytes to send (all of them for 200)
+// Answer is how a client's request for a body of known size is answered.
+type Answer struct {
+	Status int             // 200, 206 or 416
+	Range  rangeutil.Range // the bytes to send (all of them for 200)
 }
 
-// chooseRange decides the status and bytes for a GET of a body of size
+// ChooseRange decides the status and bytes for a GET of a body of size
 // bytes (RFC 9110 §14.2). A malformed, oversized or multi-range Range is
 // answered with the whole body, which §14.2 allows; unsatisfiable gets 416.
-func chooseRange(req *http.Request, size int64, v validator) answer {
-	full := answer{status: http.StatusOK, r: rangeutil.Range{Start: 0, End: size}}
+func ChooseRange(req *http.Request, size int64, v Validator) Answer {
+	full := Answer{Status: http.StatusOK, Range: rangeutil.Range{Start: 0, End: size}}
 	h := req.Header.Get("Range")
 	if h == "" || !ifRangeMatches(req, v) {
 		return full
@@ -121,17 +127,17 @@ func chooseRange(req *http.Request, size int64, v validator) answer {
 	case len(rs) == 0 && size == 0 && hasSuffix(specs):
 		return full // RFC 9110 §14.1.2: a suffix is satisfiable on an empty body; nothing to cut
 	case len(rs) == 0:
-		return answer{status: http.StatusRequestedRangeNotSatisfiable}
+		return Answer{Status: http.StatusRequestedRangeNotSatisfiable}
 	case len(specs) > 1:
 		return full
 	}
-	return answer{status: http.StatusPartialContent, r: rs[0]}
+	return Answer{Status: http.StatusPartialContent, Range: rs[0]}
 }
 
-// forwardRange returns the Range to send upstream for a client request on a
+// ForwardRange returns the Range to send upstream for a client request on a
 // resource of unknown size: the client's, when it is one well-formed range
 // whose If-Range we need not evaluate, else "" (fetch everything).
-func forwardRange(req *http.Request) string {
+func ForwardRange(req *http.Request) string {
 	h := req.Header.Get("Range")
 	if h == "" || req.Header.Get("If-Range") != "" {
 		return ""
@@ -143,18 +149,18 @@ func forwardRange(req *http.Request) string {
 	return rangeutil.FormatSpecs(specs)
 }
 
-// checkPartialAnswer checks an upstream 206 against the Range that was sent
+// CheckPartialAnswer checks an upstream 206 against the Range that was sent
 // with its request (DESIGN invariant 3: check every 206). RFC 9110 §14.4:
 // its Content-Range must start at the first byte asked and end no later
 // than the last. A 206 to a request without Range, or with an unreadable
 // Content-Range, fails too; a multipart answer to several ranges has no
 // Content-Range to check and passes.
-func checkPartialAnswer(sentRange string, resp *http.Response) error {
+func CheckPartialAnswer(sentRange string, resp *http.Response) error {
 	if resp.StatusCode != http.StatusPartialContent {
 		return nil
 	}
 	if sentRange == "" {
-		return fmt.Errorf("%w: 206 to a request without Range", errBadRange)
+		return fmt.Errorf("%w: 206 to a request without Range", ErrBadRange)
 	}
 	specs, err := rangeutil.ParseRange(sentRange)
 	if err != nil || len(specs) != 1 {
@@ -162,7 +168,7 @@ func checkPartialAnswer(sentRange string, resp *http.Response) error {
 	}
 	cr, err := rangeutil.ParseContentRange(resp.Header.Get("Content-Range"))
 	if err != nil || !answersRange(specs[0], cr) {
-		return fmt.Errorf("%w: Content-Range %q answers Range %q", errBadRange, resp.Header.Get("Content-Range"), sentRange)
+		return fmt.Errorf("%w: Content-Range %q answers Range %q", ErrBadRange, resp.Header.Get("Content-Range"), sentRange)
 	}
 	return nil
 }
@@ -181,8 +187,8 @@ func answersRange(spec rangeutil.Spec, cr rangeutil.ContentRange) bool {
 	return spec.First >= 0 && cr.Range.Start == spec.First && (spec.Last < 0 || cr.Range.End <= spec.Last+1)
 }
 
-// ageSeconds formats an Age value (RFC 9111 §5.1).
-func ageSeconds(d time.Duration) string {
+// AgeSeconds formats an Age value (RFC 9111 §5.1).
+func AgeSeconds(d time.Duration) string {
 	return strconv.FormatInt(int64(max(0, d)/time.Second), 10)
 }
 

@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"net/http"
@@ -13,9 +13,9 @@ var hopByHop = []string{
 	"Transfer-Encoding", "Upgrade", "Proxy-Authenticate", "Proxy-Authorization",
 }
 
-// removeHopByHop deletes the hop-by-hop fields of h, including every field
+// RemoveHopByHop deletes the hop-by-hop fields of h, including every field
 // that Connection names (RFC 9110 §7.6.1).
-func removeHopByHop(h http.Header) {
+func RemoveHopByHop(h http.Header) {
 	for _, v := range h["Connection"] {
 		for _, name := range strings.Split(v, ",") {
 			if name = strings.TrimSpace(name); name != "" {
@@ -40,11 +40,11 @@ func deleteCanonical(h http.Header, names []string) {
 // (DESIGN invariant 6).
 var notStored = []string{"Set-Cookie", "Set-Cookie2", "Content-Length", "Content-Range", "Age", "X-Cache"}
 
-// storedHeader returns the copy of a response's header that goes into the
+// StoredHeader returns the copy of a response's header that goes into the
 // cache.
-func storedHeader(h http.Header) http.Header {
+func StoredHeader(h http.Header) http.Header {
 	c := h.Clone()
-	removeHopByHop(c)
+	RemoveHopByHop(c)
 	deleteCanonical(c, notStored)
 	return c
 }
@@ -56,18 +56,18 @@ var conditionalFields = []string{
 	"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range", "Range",
 }
 
-// upstreamHeader returns the header to send upstream for a client request:
+// UpstreamHeader returns the header to send upstream for a client request:
 // end-to-end fields only, without the client's preconditions and Range, with
 // our Via added.
-func upstreamHeader(client http.Header, via string) http.Header {
+func UpstreamHeader(client http.Header, via string) http.Header {
 	h := client.Clone()
-	removeHopByHop(h)
+	RemoveHopByHop(h)
 	deleteCanonical(h, conditionalFields)
-	addVia(h, via)
+	AddVia(h, via)
 	return h
 }
 
-// addVia appends our hop to Via (RFC 9110 §7.6.3).
-func addVia(h http.Header, via string) {
+// AddVia appends our hop to Via (RFC 9110 §7.6.3).
+func AddVia(h http.Header, via string) {
 	h.Add("Via", "1.1 "+via)
 }

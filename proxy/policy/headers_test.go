@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"net/http"
@@ -35,7 +35,7 @@ func TestRemoveHopByHop(t *testing.T) {
 		{"close option", []string{"Connection: close", "Accept: */*"}, http.Header{"Accept": {"*/*"}}},
 	} {
 		h := headerOf(c.in...)
-		removeHopByHop(h)
+		RemoveHopByHop(h)
 		if !reflect.DeepEqual(h, c.want) {
 			t.Errorf("%s: removeHopByHop(%q) = %v, want %v", c.name, c.in, h, c.want)
 		}
@@ -70,7 +70,7 @@ func TestStoredHeader(t *testing.T) {
 	} {
 		in := headerOf(c.in...)
 		before := in.Clone()
-		got := storedHeader(in)
+		got := StoredHeader(in)
 		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s: storedHeader(%q) = %v, want %v", c.name, c.in, got, c.want)
 		}
@@ -109,7 +109,7 @@ func TestUpstreamHeader(t *testing.T) {
 	} {
 		in := headerOf(c.in...)
 		before := in.Clone()
-		got := upstreamHeader(in, "rp")
+		got := UpstreamHeader(in, "rp")
 		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s: upstreamHeader(%q, rp) = %v, want %v", c.name, c.in, got, c.want)
 		}
@@ -129,7 +129,7 @@ func TestAddVia(t *testing.T) {
 		{[]string{"Via: 1.0 fred", "Via: 1.1 p2"}, []string{"1.0 fred", "1.1 p2", "1.1 rp"}},
 	} {
 		h := headerOf(c.in...)
-		addVia(h, "rp")
+		AddVia(h, "rp")
 		if got := h.Values("Via"); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("addVia(%q, rp) = %q, want %q", c.in, got, c.want)
 		}
@@ -146,7 +146,7 @@ func BenchmarkRemoveHopByHop(b *testing.B) {
 		for k, v := range in {
 			h[k] = v
 		}
-		removeHopByHop(h)
+		RemoveHopByHop(h)
 	}
 }
 
@@ -179,13 +179,13 @@ func TestCacheKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := cacheKey(u); got != c.want {
+		if got := CacheKey(u); got != c.want {
 			t.Errorf("cacheKey(%s) = %s, want %s", c.url, got, c.want)
 		}
 	}
 	h, _ := url.Parse("http://example.com/a")
 	s, _ := url.Parse("https://example.com/a")
-	if cacheKey(h) == cacheKey(s) {
-		t.Errorf("cacheKey(http) = cacheKey(https) = %s, want different entries", cacheKey(h))
+	if CacheKey(h) == CacheKey(s) {
+		t.Errorf("cacheKey(http) = cacheKey(https) = %s, want different entries", CacheKey(h))
 	}
 }

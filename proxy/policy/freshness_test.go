@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"testing"
@@ -138,7 +138,7 @@ func TestCurrentAge(t *testing.T) {
 		// taken as 2^31 (or the greatest integer the cache can represent).
 		{"overflowing age", []string{"Date: " + httpDate(resp), "Age: 99999999999999999999"}, resp, resp, maxDeltaSeconds},
 	} {
-		if got := currentAge(initialAge(headerOf(c.lines...), c.req, resp), resp, c.now); got != c.want {
+		if got := CurrentAge(InitialAge(headerOf(c.lines...), c.req, resp), resp, c.now); got != c.want {
 			t.Errorf("%s: currentAge(initialAge(%q, request %v, response %v), now %v) = %v, want %v",
 				c.name, c.lines, c.req, resp, c.now, got, c.want)
 		}
@@ -207,7 +207,7 @@ func TestFresh(t *testing.T) {
 		}
 		req := getRequest(c.req...)
 		h := headerOf(resp...)
-		if got := fresh(req, h, currentAge(initialAge(h, ruleT0, ruleT0), ruleT0, c.now)); got != c.want {
+		if got := Fresh(req, h, CurrentAge(InitialAge(h, ruleT0, ruleT0), ruleT0, c.now)); got != c.want {
 			t.Errorf("%s: fresh(%q, %q, now +%v) = %v, want %v", c.name, c.req, resp, c.now.Sub(ruleT0), got, c.want)
 		}
 	}

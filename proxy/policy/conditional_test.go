@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"net/http"
@@ -15,7 +15,7 @@ func TestCheckPreconditions(t *testing.T) {
 	after := httpDate(ruleT0)
 	for _, c := range []struct {
 		name string
-		v    validator
+		v    Validator
 		req  []string
 		want int
 	}{
@@ -69,7 +69,7 @@ func TestCheckPreconditions(t *testing.T) {
 		{"if-match holds, then if-none-match", vStrong, []string{`If-Match: "v1"`, `If-None-Match: "v1"`}, 304},
 		{"if-unmodified-since holds, then if-modified-since", vStrong, []string{"If-Unmodified-Since: " + after, "If-Modified-Since: " + after}, 304},
 	} {
-		if got := checkPreconditions(getRequest(c.req...), c.v); got != c.want {
+		if got := CheckPreconditions(getRequest(c.req...), c.v); got != c.want {
 			t.Errorf("%s: checkPreconditions(%q, %s) = %d, want %d", c.name, c.req, showValidator(c.v), got, c.want)
 		}
 	}
@@ -78,7 +78,7 @@ func TestCheckPreconditions(t *testing.T) {
 func TestETagListMatches(t *testing.T) {
 	for _, c := range []struct {
 		list   string
-		v      validator
+		v      Validator
 		strong bool
 		want   bool
 	}{
@@ -108,8 +108,8 @@ func TestETagListMatches(t *testing.T) {
 		// validETag accepts `"a,b"`, but the list `"a,b"` becomes `"a` and
 		// `b"` and never matches (a 412 for If-Match, a full 200 instead of
 		// 304 for If-None-Match).
-		{`"a,b"`, validator{etag: `"a,b"`}, true, true},
-		{`"x", "a,b"`, validator{etag: `"a,b"`}, false, true},
+		{`"a,b"`, Validator{etag: `"a,b"`}, true, true},
+		{`"x", "a,b"`, Validator{etag: `"a,b"`}, false, true},
 	} {
 		if got := etagListMatches(c.list, c.v, c.strong); got != c.want {
 			t.Errorf("etagListMatches(%q, %s, strong=%v) = %v, want %v", c.list, showValidator(c.v), c.strong, got, c.want)
@@ -121,7 +121,7 @@ func TestIfRangeMatches(t *testing.T) {
 	for _, c := range []struct {
 		name    string
 		ifRange string // "" for none
-		v       validator
+		v       Validator
 		want    bool
 	}{
 		{"absent", "", vStrong, true},
@@ -157,15 +157,17 @@ func TestIfRangeMatches(t *testing.T) {
 
 func TestChooseRange(t *testing.T) {
 	const size = 1000
-	full := answer{status: 200, r: rangeutil.Range{Start: 0, End: size}}
-	part := func(start, end int64) answer { return answer{status: 206, r: rangeutil.Range{Start: start, End: end}} }
-	unsatisfiable := answer{status: 416}
+	full := Answer{Status: 200, Range: rangeutil.Range{Start: 0, End: size}}
+	part := func(start, end int64) Answer {
+		return Answer{Status: 206, Range: rangeutil.Range{Start: start, End: end}}
+	}
+	unsatisfiable := Answer{Status: 416}
 	many := "bytes=" + strings.Repeat("0-0,", rangeutil.MaxRanges) + "0-0"
 	for _, c := range []struct {
 		name string
 		req  []string
-		v    validator
-		want answer
+		v    Validator
+		want Answer
 	}{
 		{"no range", nil, vStrong, full},
 		{"if-range without range", []string{`If-Range: "v0"`}, vStrong, full},
@@ -209,7 +211,7 @@ func TestChooseRange(t *testing.T) {
 		{"if-range weak date", []string{"Range: bytes=10-", "If-Range: " + httpDate(ruleLM)}, vDateWeak, full},
 		{"if-range mismatch, unsatisfiable", []string{"Range: bytes=5000-", `If-Range: "v0"`}, vStrong, full},
 	} {
-		if got := chooseRange(getRequest(c.req...), size, c.v); got != c.want {
+		if got := ChooseRange(getRequest(c.req...), size, c.v); got != c.want {
 			t.Errorf("%s: chooseRange(%q, %d, %s) = %+v, want %+v", c.name, c.req, size, showValidator(c.v), got, c.want)
 		}
 	}
@@ -221,11 +223,11 @@ func TestChooseRangeTinyBodies(t *testing.T) {
 		name string
 		rng  string
 		size int64
-		want answer
+		want Answer
 	}{
-		{"one byte", "bytes=0-", 1, answer{status: 206, r: rangeutil.Range{Start: 0, End: 1}}},
-		{"one byte, suffix", "bytes=-5", 1, answer{status: 206, r: rangeutil.Range{Start: 0, End: 1}}},
-		{"one byte, past the end", "bytes=1-", 1, answer{status: 416}},
+		{"one byte", "bytes=0-", 1, Answer{Status: 206, Range: rangeutil.Range{Start: 0, End: 1}}},
+		{"one byte, suffix", "bytes=-5", 1, Answer{Status: 206, Range: rangeutil.Range{Start: 0, End: 1}}},
+		{"one byte, past the end", "bytes=1-", 1, Answer{Status: 416}},
 		// Regression: for an empty body chooseRange answered a suffix range with 416.
 		// RFC 9110 §14.1.2: "When a selected representation has zero length,
 		// the only satisfiable form of range-spec in a GET request is a
@@ -234,10 +236,10 @@ func TestChooseRangeTinyBodies(t *testing.T) {
 		// can describe zero bytes, so ignore Range (§14.2: a server MAY
 		// ignore it when the representation has no content) and send the
 		// empty 200, as rangeutil.Spec.Resolve's doc intends.
-		{"empty body, suffix", "bytes=-5", 0, answer{status: 200}},
+		{"empty body, suffix", "bytes=-5", 0, Answer{Status: 200}},
 	} {
 		req := getRequest("Range: " + c.rng)
-		if got := chooseRange(req, c.size, vStrong); got != c.want {
+		if got := ChooseRange(req, c.size, vStrong); got != c.want {
 			t.Errorf("%s: chooseRange(Range %q, %d, %s) = %+v, want %+v", c.name, c.rng, c.size, showValidator(vStrong), got, c.want)
 		}
 	}
@@ -260,7 +262,7 @@ func TestForwardRange(t *testing.T) {
 		{[]string{"Range: bytes=0-99", `If-Range: "v1"`}, ""}, // only we can evaluate If-Range against our entry
 		{[]string{"Range: bytes=0-99", "If-Range: " + httpDate(ruleLM)}, ""},
 	} {
-		if got := forwardRange(getRequest(c.req...)); got != c.want {
+		if got := ForwardRange(getRequest(c.req...)); got != c.want {
 			t.Errorf("forwardRange(%q) = %q, want %q", c.req, got, c.want)
 		}
 	}
@@ -279,7 +281,7 @@ func TestAgeSeconds(t *testing.T) {
 		{maxDeltaSeconds, "2147483647"},
 		{200 * 365 * 24 * time.Hour, "6307200000"},
 	} {
-		if got := ageSeconds(c.d); got != c.want {
+		if got := AgeSeconds(c.d); got != c.want {
 			t.Errorf("ageSeconds(%v) = %q, want %q", c.d, got, c.want)
 		}
 	}
@@ -314,7 +316,7 @@ func TestCheckPartialAnswer(t *testing.T) {
 		if c.contentRange != "" {
 			resp.Header.Set("Content-Range", c.contentRange)
 		}
-		err := checkPartialAnswer(c.sent, resp)
+		err := CheckPartialAnswer(c.sent, resp)
 		if (err == nil) != c.ok {
 			t.Errorf("checkPartialAnswer(%q, %d %q) = %v, want ok %v", c.sent, c.status, c.contentRange, err, c.ok)
 		}

@@ -1,4 +1,4 @@
-package proxy
+package policy
 
 import (
 	"net/http"
@@ -37,13 +37,13 @@ func freshnessLifetime(h http.Header) (time.Duration, bool) {
 	return 0, false
 }
 
-// initialAge computes how old a response was when it arrived
+// InitialAge computes how old a response was when it arrived
 // (corrected_initial_age, RFC 9111 §4.2.3): the larger of its apparent age
 // (response_time - Date) and the Age an upstream cache sent, corrected by
 // the time the request took (response_delay). It is stored with the entry;
 // the Age field is not, since the age it states grows while we hold the
 // response.
-func initialAge(h http.Header, requestTime, responseTime time.Time) time.Duration {
+func InitialAge(h http.Header, requestTime, responseTime time.Time) time.Duration {
 	var apparent time.Duration
 	if date, err := http.ParseTime(h.Get("Date")); err == nil {
 		apparent = max(0, responseTime.Sub(date))
@@ -53,16 +53,16 @@ func initialAge(h http.Header, requestTime, responseTime time.Time) time.Duratio
 	return max(apparent, corrected)
 }
 
-// currentAge computes the age of a stored response now (current_age, RFC
+// CurrentAge computes the age of a stored response now (current_age, RFC
 // 9111 §4.2.3): its initial age plus the time it has been stored here.
-func currentAge(initial time.Duration, responseTime, now time.Time) time.Duration {
+func CurrentAge(initial time.Duration, responseTime, now time.Time) time.Duration {
 	return initial + max(0, now.Sub(responseTime))
 }
 
-// fresh reports whether a stored response with header h and current age
+// Fresh reports whether a stored response with header h and current age
 // age may answer req without revalidation (RFC 9111 §4.2, with the request's
 // no-cache and max-age of §5.2.1).
-func fresh(req *http.Request, h http.Header, age time.Duration) bool {
+func Fresh(req *http.Request, h http.Header, age time.Duration) bool {
 	rcc := parseCacheControl(req.Header)
 	if rcc.has("no-cache") || (len(rcc) == 0 && pragmaNoCache(req.Header)) {
 		return false // §5.4: Pragma only counts without Cache-Control
