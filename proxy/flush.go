@@ -30,20 +30,6 @@ func (a *aborter) flush() {
 	_ = a.rc.Flush()
 }
 
-// armWrite gives the next write to the client writeTimeout to complete.
-// A client that takes nothing for that long (it reads nothing, or is
-// gone without a word) fails the write; its response is cut and it counts
-// as having left (quick abort), instead of pinning its download for as
-// long as its socket stays open. Each write arms it afresh, and a
-// response's last deadline stays for net/http's final flush; the next
-// request on the connection starts without one (Proxy.ServeHTTP).
-func (a *aborter) armWrite() {
-	if a == nil || a.writeTimeout <= 0 {
-		return
-	}
-	_ = a.rc.SetWriteDeadline(time.Now().Add(a.writeTimeout))
-}
-
 // pauseFlush flushes a client's response while the goroutine copying into
 // it waits for its source longer than flushDelay. The copying goroutine
 // holds mu except between wait and woke, so the timer's flush, which runs

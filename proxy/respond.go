@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/resumeproxy/resumeproxy/internal/access"
 )
@@ -69,93 +66,4 @@ func upstreamErrorResponse(req *http.Request, err error) *http.Response {
 		return errorResponse(req, http.StatusGatewayTimeout, "upstream timed out: "+err.Error())
 	}
 	return errorResponse(req, http.StatusBadGateway, "upstream failed: "+err.Error())
-}
-
-type aborterKey struct{}
-
-// aborter cuts a client connection whose response cannot be completed, so
-// the client sees a truncated transfer rather than a clean short body: for
-// a chunked response goproxy would otherwise write the last chunk (DESIGN
-// invariant 4).
-type aborter struct {
-	once sync.Once
-	w    http.ResponseWriter
-	rc   *http.ResponseController // of w
-	// writeTimeout bounds each write to the client (armWrite); 0: none.
-	writeTimeout time.Duration
-}
-
-func (a *aborter) abort() {
-	if a == nil {
-		return // no client connection (a response built outside ServeHTTP)
-	}
-	a.once.Do(func() {
-		conn, _, err := http.NewResponseController(a.w).Hijack()
-		if err == nil {
-			conn.Close()
-		}
-	})
-}
-
-// clientOf returns the client connection of req's response, nil outside
-// ServeHTTP; the aborter's methods accept nil.
-func clientOf(req *http.Request) *aborter {
-	a, _ := req.Context().Value(aborterKey{}).(*aborter)
-	return a
-}
-
-// abortOnError is a pass-through body that cuts the client when the
-// upstream body fails.
-type abortOnError struct {
-	io.ReadCloser
-	client *aborter
-	bufs   *buffers     // for WriteTo
-	log    *slog.Logger // for a client that takes nothing
-}
-
-// WriteTo copies the body to w (the client's response) through a pooled
-// buffer, one Write per Read. goproxy copies bodies with io.Copy; without
-// WriteTo that hands the body to the response's ReadFrom, which flushes the
-// headers with the first 512 bytes, then copies the rest through a new
-// 32 KiB buffer straight to the socket: per small response, one more write
-// syscall and 32 KiB to allocate and clear. Whenever the upstream pauses,
-// what the response holds goes to the client (pauseFlush).
-func (b *abortOnError) WriteTo(w io.Writer) (int64, error) {
-	bp := b.bufs.get()
-	defer b.bufs.put(bp)
-	buf := *bp
-	pf := newPauseFlush(b.client)
-	defer pf.stop()
-	var total int64
-	for {
-		pf.wait()
-		n, err := b.ReadCloser.Read(buf)
-		pf.woke()
-		if n > 0 {
-			b.client.armWrite()
-			m, werr := w.Write(buf[:n])
-			total += int64(m)
-			if werr != nil {
-				if isTimeout(werr) {
-					b.log.Info("client took nothing for client_write_timeout; cutting it", "at", total, "err", werr)
-				}
-				return total, werr
-			}
-		}
-		switch {
-		case errors.Is(err, io.EOF):
-			return total, nil
-		case err != nil:
-			b.client.abort()
-			return total, err
-		}
-	}
-}
-
-func (b *abortOnError) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil && !errors.Is(err, io.EOF) {
-		b.client.abort()
-	}
-	return n, err
 }
