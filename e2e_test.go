@@ -537,15 +537,7 @@ func TestE2ECurlAbortThenResume(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("resumed download: %v", r)
 	}
-	if got, want := fileSum(t, out), testorigin.Sum(0, size); got != want {
-		t.Errorf("resumed file (%d bytes): sha256 = %s, want %s", fileSize(t, out), got, want)
-	}
-	status, h, dump := readHeaderDump(t, hdr)
-	wantCR := fmt.Sprintf("bytes %d-%d/%d", partial, size-1, size)
-	if xc := h.Get("X-Cache"); status != http.StatusPartialContent || (xc != "PARTIAL" && xc != "HIT") || h.Get("Content-Range") != wantCR {
-		t.Errorf("resume: status %d, X-Cache %q, Content-Range %q; want 206, PARTIAL or HIT, %q\n%s",
-			status, xc, h.Get("Content-Range"), wantCR, dump)
-	}
+	checkCurlResumed(t, out, hdr, partial, size)
 	if got, limit := o.BodyBytes(), int64(size+4<<20); got > limit {
 		t.Errorf("origin sent %d body bytes for a %d-byte resource, want at most %d", got, size, limit)
 	}
@@ -869,5 +861,21 @@ func TestE2ESignalWithDownloadInFlight(t *testing.T) {
 	}
 	if got, want := o.PathBodyBytes(path), int64(size-stall); got != want {
 		t.Errorf("after restart the origin sent %d body bytes, want %d (only what was missing)", got, want)
+	}
+}
+
+// checkCurlResumed checks what curl -C - left after resuming at partial: the
+// whole file of version 0 in out, and in the header dump hdr a 206 for the
+// rest, served partly or wholly from the cache.
+func checkCurlResumed(t *testing.T, out, hdr string, partial, size int64) {
+	t.Helper()
+	if got, want := fileSum(t, out), testorigin.Sum(0, size); got != want {
+		t.Errorf("resumed file (%d bytes): sha256 = %s, want %s", fileSize(t, out), got, want)
+	}
+	status, h, dump := readHeaderDump(t, hdr)
+	wantCR := fmt.Sprintf("bytes %d-%d/%d", partial, size-1, size)
+	if xc := h.Get("X-Cache"); status != http.StatusPartialContent || (xc != "PARTIAL" && xc != "HIT") || h.Get("Content-Range") != wantCR {
+		t.Errorf("resume: status %d, X-Cache %q, Content-Range %q; want 206, PARTIAL or HIT, %q\n%s",
+			status, xc, h.Get("Content-Range"), wantCR, dump)
 	}
 }
