@@ -35,8 +35,8 @@ func TestReadAtCutBody(t *testing.T) {
 	if got := e.Meta().Ranges; !got.Equal(want) {
 		t.Errorf("Ranges after the short read = %v, want %v", got, want)
 	}
-	if got := e.Available(cut); got != 0 {
-		t.Errorf("Available(%d) after the short read = %d, want 0 (a gap)", cut, got)
+	if got := readable(e, cut); got != 0 {
+		t.Errorf("readable(%d) after the short read = %d, want 0 (a gap)", cut, got)
 	}
 	n, err = e.ReadAt(p, cut-100) // a reader that saw the old ranges
 	if n != 100 || !errors.Is(err, ErrBodyCut) {

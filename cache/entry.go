@@ -110,28 +110,36 @@ func (e *Entry) signalLocked() {
 	e.changed = make(chan struct{})
 }
 
-// Available returns how many bytes starting at off can be read now without
-// a gap. Bytes of a stored block are only available once the block matched
-// its checksum in this process; a block that does not is dropped (and so
-// is missing, to be fetched again).
-func (e *Entry) Available(off int64) int64 {
+// Present returns how many bytes starting at off are stored without a
+// gap, up to the end of off's block: the block is the unit a reader
+// verifies (VerifyBlock) before it serves any of it.
+func (e *Entry) Present(off int64) int64 {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	end := e.meta.Ranges.ContiguousEnd(off)
-	size := e.meta.Size
-	b := off / BlockSize
-	checked := e.checked.Has(b)
-	e.mu.Unlock()
-	if end <= off || size < 0 {
+	if end <= off || e.meta.Size < 0 {
 		return end - off
 	}
-	if !checked {
-		if err := e.verifyBlock(b); errors.Is(err, ErrCorrupt) {
-			return 0
-		} else if err != nil {
-			e.store.log.Error("cache: cannot verify block", "key", logKey(e.key), "block", b, "err", err)
-		}
+	return min(end, blockRange(off/BlockSize, e.meta.Size).End) - off
+}
+
+// VerifyBlock checks the block holding off before a reader serves it: a
+// stored block is compared with its sum once in this process (blocks
+// written by this process need no check). It returns ErrCorrupt for a
+// block that does not match, which is dropped (a gap now, to be fetched
+// again, never served); other errors mean it could not be checked.
+func (e *Entry) VerifyBlock(off int64) error {
+	e.mu.Lock()
+	b := off / BlockSize
+	checked := e.meta.Size < 0 || e.checked.Has(b)
+	e.mu.Unlock()
+	if checked {
+		return nil
 	}
-	return min(end, blockRange(b, size).End) - off
+	if err := e.verifyBlock(b); err != nil {
+		return fmt.Errorf("cache: block %d of %s: %w", b, logKey(e.key), err)
+	}
+	return nil
 }
 
 // Obsolete reports whether the version was replaced or dropped.
@@ -416,88 +424,4 @@ func (e *Entry) markObsolete() {
 	e.obsolete = true
 	e.signalLocked()
 	e.mu.Unlock()
-}
-
-// Acquire takes another reference, for a goroutine that outlives the
-// caller's (a fill).
-func (e *Entry) Acquire() {
-	e.store.mu.Lock()
-	e.refs++
-	e.store.mu.Unlock()
-}
-
-// Join records a client that reads the entry. Fills run while at least one
-// client is joined.
-func (e *Entry) Join() {
-	e.mu.Lock()
-	e.clients++
-	e.mu.Unlock()
-}
-
-// Leave undoes Join. When the last client leaves, every fill under way is
-// abandoned (its cancel function runs): the bytes so far stay cached and
-// the next request resumes from them.
-func (e *Entry) Leave() {
-	e.mu.Lock()
-	e.clients--
-	var cancels []func()
-	if e.clients == 0 {
-		for _, f := range e.fills {
-			if f.keepGoing != nil && f.keepGoing(f.pos, f.end) {
-				continue // finishes in the background; others may still join
-			}
-			// Stopping: it writes what its upstream already sent, then
-			// ends; a client arriving meanwhile joins it and then claims
-			// the rest afresh (Claim, entryBody).
-			f.abandoned = true
-			if f.cancel != nil {
-				cancels = append(cancels, f.cancel)
-			}
-		}
-	}
-	e.mu.Unlock()
-	for _, c := range cancels {
-		c()
-	}
-}
-
-// Release gives up a reference. The last one checkpoints the entry, closes
-// its file and, for an obsolete version, removes the file.
-func (e *Entry) Release() {
-	s := e.store
-	s.mu.Lock()
-	e.refs--
-	last := e.refs == 0
-	s.mu.Unlock()
-	if !last {
-		return
-	}
-	if s.afterClose() {
-		// A fill that outlived the shutdown: what it wrote since Close
-		// checkpointed stays unclaimed, like after a crash.
-		s.log.Debug("cache: entry released after close; its last bytes stay unclaimed", "key", logKey(e.key))
-	} else if err := e.Checkpoint(); err != nil {
-		if !errors.Is(err, ErrStorage) { // the store logged those
-			s.log.Error("cache: checkpoint on release", "key", logKey(e.key), "err", err)
-		}
-	}
-	s.mu.Lock()
-	if e.refs > 0 { // taken again by Get while we checkpointed
-		s.mu.Unlock()
-		return
-	}
-	if s.live[e.key] == e {
-		delete(s.live, e.key)
-	}
-	s.mu.Unlock()
-	e.file.Close()
-	if e.isObsolete() {
-		s.removeBody(e.id)
-	}
-	// A version in use cannot be evicted; now that it may be, a cache held
-	// over MaxSize by downloads under way shrinks at once, not at the next
-	// periodic check.
-	s.commitMu.Lock()
-	s.kickLocked()
-	s.commitMu.Unlock()
 }

@@ -142,8 +142,8 @@ func TestFillWrite(t *testing.T) {
 	if n, err := f.Write([]byte{0}); n != 0 || err == nil {
 		t.Errorf("Write(1 byte) at End = %d, %v, want 0, an error", n, err)
 	}
-	if n := e.Available(10); n != 40 {
-		t.Errorf("Available(10) = %d, want 40", n)
+	if n := readable(e, 10); n != 40 {
+		t.Errorf("readable(10) = %d, want 40", n)
 	}
 	checkRange(t, e, 0, rangeutil.Range{Start: 10, End: 50})
 }
@@ -287,8 +287,10 @@ func TestLeaveAbandonsFills(t *testing.T) {
 	s := newStore(t, Options{})
 	e := mustCreate(t, s, "k", Meta{Size: 1000})
 	defer e.Release()
-	e.Join()
-	e.Join()
+	e.Acquire()
+	first := e.Join()
+	e.Acquire()
+	second := e.Join()
 	a, _ := e.Claim(0, 500)
 	b, _ := e.Claim(500, 1000)
 	if a == nil || b == nil || a == b {
@@ -307,11 +309,12 @@ func TestLeaveAbandonsFills(t *testing.T) {
 		t.Errorf("Claim(100, 500) with a client joined: owner = true, want false (joins a)")
 	}
 
-	e.Leave()
+	first.Close()
+	first.Close() // a second Close does nothing
 	if cancelA != 0 || cancelB != 0 {
 		t.Errorf("after one of two clients left: cancels ran %d, %d times, want 0, 0", cancelA, cancelB)
 	}
-	e.Leave()
+	second.Close()
 	if cancelA != 1 || cancelB != 1 {
 		t.Errorf("after the last client left: cancels ran %d, %d times, want 1, 1", cancelA, cancelB)
 	}
@@ -322,8 +325,9 @@ func TestLeaveAbandonsFills(t *testing.T) {
 	// A client arriving now joins a while it writes what its upstream had
 	// already sent (nothing is fetched twice), and claims afresh once a
 	// ends.
-	e.Join()
-	defer e.Leave()
+	e.Acquire()
+	third := e.Join()
+	defer third.Close()
 	if f, owner := e.Claim(a.Pos(), 1000); f != a || owner {
 		t.Fatalf("Claim(%d, 1000) while abandoned a still runs = %p, %v, want a (%p), owner false", a.Pos(), f, owner, a)
 	}
@@ -346,9 +350,10 @@ func TestLeaveWithoutCancel(t *testing.T) {
 	s := newStore(t, Options{})
 	e := mustCreate(t, s, "k", Meta{Size: 100})
 	defer e.Release()
-	e.Join()
+	e.Acquire()
+	h := e.Join()
 	f, _ := e.Claim(0, 100)
-	e.Leave()
+	h.Close()
 	f.Finish(context.Canceled)
 	if g, owner := e.Claim(0, 100); g == f || !owner {
 		t.Errorf("Claim(0, 100) after the abandoned fill ended = %p, %v, want a new fill, owner true", g, owner)
@@ -357,14 +362,15 @@ func TestLeaveWithoutCancel(t *testing.T) {
 
 // TestConcurrentFillAndReaders streams 4 MiB through one fill in 64 KiB
 // writes (checkpointing every 512 KiB on the way) while 8 readers wait on
-// Changed and Available and check every byte.
+// Changed and readable and check every byte.
 func TestConcurrentFillAndReaders(t *testing.T) {
 	const size = 4 << 20
 	const chunk = 64 << 10
 	want := content(0, 0, size)
 	s := newStore(t, Options{CheckpointBytes: 512 << 10})
 	e := mustCreate(t, s, "k", Meta{Size: size})
-	e.Join()
+	e.Acquire()
+	client := e.Join()
 	f, owner := e.Claim(0, size)
 	if !owner {
 		t.Fatalf("Claim(0, %d) owner = false, want true", size)
@@ -398,7 +404,7 @@ func TestConcurrentFillAndReaders(t *testing.T) {
 		f.Finish(nil)
 	})
 	wg.Wait()
-	e.Leave()
+	client.Close()
 	waitBackground(e, 1)
 	if _, d, err := f.State(); !d || err != nil {
 		t.Errorf("fill State() = done %v, err %v, want true, nil", d, err)
@@ -437,9 +443,9 @@ func readWith(e *Entry, f *Fill, size int64, want []byte, readAt func([]byte, in
 	buf := make([]byte, 48<<10) // not a divisor of the writes
 	for off := int64(0); off < size; {
 		ch := e.Changed() // before the state it waits on: no lost wake-up
-		n := e.Available(off)
+		n := readable(e, off)
 		if n == 0 {
-			if _, done, err := f.State(); done && e.Available(off) == 0 {
+			if _, done, err := f.State(); done && readable(e, off) == 0 {
 				return fmt.Errorf("fill done (err %v) with byte %d missing", err, off)
 			}
 			<-ch
@@ -474,10 +480,9 @@ func TestConcurrentClaims(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 8 {
 		e.Acquire()
-		e.Join()
+		h := e.Join()
 		wg.Go(func() {
-			defer e.Release()
-			defer e.Leave()
+			defer h.Close()
 			start := int64(i) * (size / 8) / 3 * 2 // 0, ⅔ × i/8 of the body: overlapping needs
 			if err := fetchAndRead(e, start, size, want, chunk, func(n int64) {
 				mu.Lock()
@@ -504,7 +509,7 @@ func TestConcurrentClaims(t *testing.T) {
 func fetchAndRead(e *Entry, start, size int64, want []byte, chunk int64, fetch func(int64)) error {
 	for off := start; off < size; {
 		ch := e.Changed()
-		if n := e.Available(off); n > 0 {
+		if n := readable(e, off); n > 0 {
 			p := make([]byte, n)
 			if k, err := e.ReadAt(p, off); k != len(p) || err != nil {
 				return fmt.Errorf("ReadAt(%d bytes, %d) = %d, %v", len(p), off, k, err)

@@ -275,3 +275,14 @@ func waitBackground(e *Entry, refs int) {
 		runtime.Gosched()
 	}
 }
+
+// readable is what a reader may serve at off, as proxy's entry body finds
+// it: the present bytes of off's block once the block passed VerifyBlock
+// (0 for a corrupt block, which is dropped).
+func readable(e *Entry, off int64) int64 {
+	n := e.Present(off)
+	if n > 0 && errors.Is(e.VerifyBlock(off), ErrCorrupt) {
+		return 0
+	}
+	return n
+}

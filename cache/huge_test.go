@@ -30,12 +30,12 @@ func TestHugeDeclaredSizeIsSparse(t *testing.T) {
 				t.Fatalf("Checkpoint() = %v", err)
 			}
 			for _, off := range []int64{0, BlockSize, 2 * BlockSize} {
-				if got, want := e.Available(off), written.End-off; got != min(want, BlockSize) {
-					t.Errorf("Available(%d) = %d, want %d", off, got, min(want, BlockSize))
+				if got, want := readable(e, off), written.End-off; got != min(want, BlockSize) {
+					t.Errorf("readable(%d) = %d, want %d", off, got, min(want, BlockSize))
 				}
 			}
-			if got := e.Available(written.End); got != 0 {
-				t.Errorf("Available(%d) = %d, want 0", written.End, got)
+			if got := readable(e, written.End); got != 0 {
+				t.Errorf("readable(%d) = %d, want 0", written.End, got)
 			}
 			e.Release()
 			mustClose(t, s)
@@ -46,7 +46,7 @@ func TestHugeDeclaredSizeIsSparse(t *testing.T) {
 				t.Errorf("Verify() = %+v, %v, want 2 blocks checked, none bad", rep, err)
 			}
 			g := mustGet(t, s, "http://example.test/huge")
-			checkRange(t, g, 7, rangeutil.Range{Start: 0, End: g.Available(0)})
+			checkRange(t, g, 7, rangeutil.Range{Start: 0, End: readable(g, 0)})
 			g.Release()
 			runtime.ReadMemStats(&after)
 			if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {

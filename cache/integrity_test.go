@@ -49,8 +49,8 @@ func TestCorruptBlockDroppedOnRead(t *testing.T) {
 	for _, c := range []struct{ off, want int64 }{
 		{0, BlockSize}, {BlockSize, 0}, {BlockSize + 5, 0}, {2 * BlockSize, BlockSize}, {3 * BlockSize, 10},
 	} {
-		if got := e.Available(c.off); got != c.want {
-			t.Errorf("Available(%d) = %d, want %d", c.off, got, c.want)
+		if got := readable(e, c.off); got != c.want {
+			t.Errorf("readable(%d) = %d, want %d", c.off, got, c.want)
 		}
 	}
 	var want rangeutil.Set
@@ -162,8 +162,8 @@ func TestStartupCheckAfterCrash(t *testing.T) {
 			}
 			e := mustGet(t, s, "k")
 			defer e.Release()
-			if n := e.Available(BlockSize); n != 0 {
-				t.Errorf("Available(corrupt block) = %d, want 0: it must never be served", n)
+			if n := readable(e, BlockSize); n != 0 {
+				t.Errorf("readable(corrupt block) = %d, want 0: it must never be served", n)
 			}
 			checkRange(t, e, 1, rangeutil.Range{Start: 0, End: BlockSize})
 		})
@@ -222,8 +222,8 @@ func TestPowerLossKeepsWholeSummedBlocks(t *testing.T) {
 			g := mustGet(t, s, "k")
 			defer g.Release()
 			if reboot {
-				if n := g.Available(BlockSize); n != 0 {
-					t.Errorf("Available(lost block) = %d, want 0", n)
+				if n := readable(g, BlockSize); n != 0 {
+					t.Errorf("readable(lost block) = %d, want 0", n)
 				}
 				if m := g.Meta(); !m.Ranges.Equal(set([2]int64{0, BlockSize})) {
 					t.Errorf("after the check, claims = %v, want [0,%d)", m.Ranges, BlockSize)

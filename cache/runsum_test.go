@@ -74,7 +74,7 @@ func TestRunningSumsNeedNoReadBack(t *testing.T) {
 			g := mustGet(t, s, "k")
 			defer g.Release()
 			for b := range numBlocks(size) {
-				if n := g.Available(b * BlockSize); n <= 0 {
+				if n := readable(g, b*BlockSize); n <= 0 {
 					t.Errorf("after reopening, block %d is not served (its sum did not match)", b)
 				}
 			}

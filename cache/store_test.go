@@ -168,12 +168,12 @@ func TestRoundTrip(t *testing.T) {
 	}
 	for _, r := range written {
 		checkRange(t, e, 0, r)
-		if n := e.Available(r.Start); n != r.Len() {
-			t.Errorf("Available(%d) = %d, want %d", r.Start, n, r.Len())
+		if n := readable(e, r.Start); n != r.Len() {
+			t.Errorf("readable(%d) = %d, want %d", r.Start, n, r.Len())
 		}
 	}
-	if n := e.Available(written[0].End); n != 0 {
-		t.Errorf("Available(%d) = %d, want 0", written[0].End, n)
+	if n := readable(e, written[0].End); n != 0 {
+		t.Errorf("readable(%d) = %d, want 0", written[0].End, n)
 	}
 }
 
@@ -554,8 +554,8 @@ func TestDrop(t *testing.T) {
 	if f, _ := e.Claim(80, 100); f != nil {
 		t.Errorf("Claim(80, 100) after Drop = %v, want nil", f)
 	}
-	if n := reader.Available(0); n != 80 {
-		t.Errorf("Available(0) after Drop = %d, want 80", n)
+	if n := readable(reader, 0); n != 80 {
+		t.Errorf("readable(0) after Drop = %d, want 80", n)
 	}
 	checkRange(t, reader, 0, rangeutil.Range{Start: 0, End: 80})
 

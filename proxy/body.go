@@ -15,15 +15,20 @@ import (
 )
 
 // entryBody is a client's response body: the bytes [pos, end) of one
-// stored version, read from its body file as they become present. Reading
-// from the file, not from the upstream, keeps a slow client from slowing the
-// fill and lets any number of clients share one fill.
+// stored version. They come from the entry's body file as they become
+// present (fileSource): reading from the file, not from the upstream,
+// keeps a slow client from slowing the fill and lets any number of clients
+// share one fill. Only when the cache cannot store this version's bytes (a
+// full disk) does the rest come straight from upstream (upstreamSource).
 type entryBody struct {
-	p      *Proxy
-	e      *cache.Entry
-	src    source
-	ctx    context.Context // the client's request
+	p    *Proxy
+	hold *cache.Hold
+	file fileSource
+	up   *upstreamSource // nil until the cache fails
+	// client is the connection the body goes to: cut when the body cannot
+	// be completed (DESIGN invariant 4), flushed before waits.
 	client *aborter
+	ctx    context.Context // the client's request
 	// rs are the entry's readers, this one among them: its fills pace
 	// themselves by where their readers are.
 	rs   *readers
@@ -37,15 +42,13 @@ type entryBody struct {
 	// fpos is the offset of the descriptor WriteTo sends from, -1 when
 	// unknown; it saves a seek per send.
 	fpos int64
-
-	// direct is set when the cache cannot store this version's bytes (a
-	// full disk): the rest comes straight from upstream, uncached.
-	direct *directReader
 }
 
-func (p *Proxy) newEntryBody(req *http.Request, e *cache.Entry, r rangeutil.Range, src source) *entryBody {
-	b := &entryBody{p: p, e: e, src: src, ctx: req.Context(), client: clientOf(req), rs: p.readersOf(e),
+func (p *Proxy) newEntryBody(req *http.Request, h *cache.Hold, r rangeutil.Range, src source) *entryBody {
+	client := clientOf(req)
+	b := &entryBody{p: p, hold: h, client: client, ctx: req.Context(), rs: p.readersOf(h.Entry()),
 		pos: r.Start, end: r.End, fpos: -1, maxSend: math.MaxInt64}
+	b.file = fileSource{p: p, e: h.Entry(), src: src, ctx: req.Context(), flush: client.flush}
 	if req.TLS != nil {
 		b.maxSend = copyBufSize
 	}
@@ -56,7 +59,10 @@ func (p *Proxy) newEntryBody(req *http.Request, e *cache.Entry, r rangeutil.Rang
 // moved tells the entry's fills which bytes this reader has left to send.
 func (b *entryBody) moved() { b.rs.set(b, rangeutil.Range{Start: b.pos, End: b.end}) }
 
-// Read returns present bytes, waiting for fills when needed and starting
+// key names the entry in logs.
+func (b *entryBody) key() string { return clip(b.file.e.Key()) }
+
+// Read returns the next bytes, waiting for fills when needed and starting
 // one for a gap nobody fetches. If the bytes cannot be had, it cuts the
 // client connection so the response looks incomplete (DESIGN invariant 4).
 func (b *entryBody) Read(buf []byte) (int, error) {
@@ -73,91 +79,125 @@ func (b *entryBody) failed(err error) error {
 	switch {
 	case err == nil:
 	case b.ctx.Err() != nil:
-		b.p.log.Debug("client went away", "key", clip(b.e.Key()), "at", b.pos)
+		b.p.log.Debug("client went away", "key", b.key(), "at", b.pos)
 	default:
-		b.p.log.Warn("cannot complete response; cutting client connection", "key", clip(b.e.Key()), "at", b.pos, "err", clipErr(err))
+		b.p.log.Warn("cannot complete response; cutting client connection", "key", b.key(), "at", b.pos, "err", clipErr(err))
 		b.client.abort()
 	}
 	return err
 }
 
 func (b *entryBody) read(buf []byte) (int, error) {
-	for b.direct == nil {
-		avail, err := b.await()
+	for b.up == nil {
+		n, err := b.file.await(b.pos, b.end)
+		if errors.Is(err, errNotStored) {
+			b.up = b.file.upstream()
+			break
+		}
 		if err != nil {
 			return 0, err
 		}
-		if avail == 0 {
-			break // the cache cannot store these bytes
-		}
-		n := int(min(int64(len(buf)), avail))
-		n, err = b.e.ReadAt(buf[:n], b.pos)
-		b.pos += int64(n)
+		m, err := b.file.e.ReadAt(buf[:min(int64(len(buf)), n)], b.pos)
+		b.pos += int64(m)
 		b.moved()
 		if errors.Is(err, cache.ErrBodyCut) {
 			// The file lost bytes; the entry dropped them: the rest
 			// is a gap, which await fetches again.
-			if n == 0 {
+			if m == 0 {
 				continue
 			}
 			err = nil
 		}
-		return n, err
+		return m, err
 	}
-	return b.readDirect(buf)
+	return b.readUpstream(buf)
 }
 
-// await waits until the bytes at pos are present and returns how many are,
-// up to end. It returns 0 and no error when the cache cannot store them
-// (b.direct is set then, and the rest comes straight from upstream). Before
-// it waits, it flushes the client's response: headers and bytes sent so
-// far must not wait for bytes that have not come.
-func (b *entryBody) await() (int64, error) {
+// readUpstream reads the next bytes from upstreamSource.
+func (b *entryBody) readUpstream(buf []byte) (int, error) {
+	n, err := b.up.read(b.ctx, buf[:min(int64(len(buf)), b.end-b.pos)], rangeutil.Range{Start: b.pos, End: b.end})
+	b.pos += int64(n)
+	return n, err
+}
+
+// fileSource is the bytes of one stored version as they become present in
+// its body file, each block verified before it is served.
+type fileSource struct {
+	p   *Proxy
+	e   *cache.Entry
+	src source
+	ctx context.Context // the client's request
+	// flush sends what the client's response has so far: it must not wait
+	// for bytes that have not come.
+	flush func()
+}
+
+// errNotStored is fileSource.await's answer when the cache cannot store
+// the bytes asked for: the rest comes from upstreamSource.
+var errNotStored = errors.New("proxy: the cache cannot store this version's bytes")
+
+// await waits until the bytes at pos are present and verified, and
+// returns how many are, up to end, fetching a gap nobody fetches. It
+// flushes the client's response before it waits.
+func (s *fileSource) await(pos, end int64) (int64, error) {
 	var waited *cache.Fill
 	for {
-		changed := b.e.Changed()
-		if avail := b.e.Available(b.pos); avail > 0 {
-			return min(avail, b.end-b.pos), nil
+		changed := s.e.Changed()
+		if n := s.e.Present(pos); n > 0 {
+			err := s.e.VerifyBlock(pos)
+			switch {
+			case errors.Is(err, cache.ErrCorrupt):
+				continue // dropped: a gap now, fetched again below
+			case err != nil:
+				// Unchecked is not known bad: serve it; a read error, if
+				// that is what it was, shows up when it is read.
+				s.p.log.Error("cannot verify a stored block; serving it unchecked", "key", clip(s.e.Key()), "at", pos, "err", clipErr(err))
+			}
+			return min(n, end-pos), nil
 		}
 		if waited != nil {
 			if _, done, err := waited.State(); done {
 				if errors.Is(err, cache.ErrStorage) {
-					b.direct = &directReader{budget: newBudget(b.p.opts.Retry, b.p.now)}
-					return 0, nil
+					return 0, errNotStored
 				}
 				if err == nil || errors.Is(err, context.Canceled) {
 					// It finished (its last bytes may have landed just
-					// after Available looked), or it stopped because its
+					// after Present looked), or it stopped because its
 					// earlier clients left, not because the upstream
 					// failed: look again, and claim what is missing.
 					waited = nil
 					continue
 				}
-				return 0, fmt.Errorf("proxy: fill ended before byte %d: %w", b.pos, err)
+				return 0, fmt.Errorf("proxy: fill ended before byte %d: %w", pos, err)
 			}
 		}
-		f, owner := b.e.Claim(b.pos, b.end)
+		f, owner := s.e.Claim(pos, end)
 		switch {
-		case f == nil && b.e.Obsolete():
-			return 0, fmt.Errorf("proxy: byte %d: %w", b.pos, errChanged)
+		case f == nil && s.e.Obsolete():
+			return 0, fmt.Errorf("proxy: byte %d: %w", pos, errChanged)
 		case f == nil:
 			continue // became present
-		case owner && !b.src.v.Resumable():
+		case owner && !s.src.v.Resumable():
 			// The one upstream body of this version is gone: nothing may
 			// be spliced to it (DESIGN invariant 1).
 			f.Finish(errChanged)
-			return 0, fmt.Errorf("proxy: byte %d of a version without a strong validator: %w", b.pos, errChanged)
+			return 0, fmt.Errorf("proxy: byte %d of a version without a strong validator: %w", pos, errChanged)
 		case owner:
-			b.p.startContinuation(f, b.e, b.src)
+			s.p.startContinuation(f, s.e, s.src)
 		}
 		waited = f
-		b.client.flush()
+		s.flush()
 		select {
 		case <-changed:
-		case <-b.ctx.Done():
-			return 0, b.ctx.Err()
+		case <-s.ctx.Done():
+			return 0, s.ctx.Err()
 		}
 	}
+}
+
+// upstream returns the source of the bytes this one cannot store.
+func (s *fileSource) upstream() *upstreamSource {
+	return &upstreamSource{p: s.p, src: s.src, have: s.e, budget: newBudget(s.p.opts.Retry, s.p.now)}
 }
 
 // WriteTo sends the body to w, the response writer (io.Copy prefers it to
@@ -166,38 +206,39 @@ func (b *entryBody) await() (int64, error) {
 // plain HTTP: no copy through user space, also for a client that waits at
 // the edge of a fill. Only bytes the cache cannot store go through Read.
 func (b *entryBody) WriteTo(w io.Writer) (int64, error) {
-	f, err := b.e.OpenReader()
+	f, err := b.file.e.OpenReader()
 	if err != nil {
-		b.p.log.Warn("no zero-copy path for this response", "key", clip(b.e.Key()), "err", clipErr(err))
+		b.p.log.Warn("no zero-copy path for this response", "key", b.key(), "err", clipErr(err))
 		return io.CopyBuffer(w, struct{ io.Reader }{b}, nil)
 	}
 	defer f.Close()
 	b.fpos = -1 // a new descriptor
-	// pf flushes while bytes straight from upstream (b.direct) are late.
+	// pf flushes while bytes from upstreamSource are late.
 	pf := newPauseFlush(b.client)
 	defer pf.stop()
 	var total int64
 	for b.pos < b.end {
-		if b.direct != nil {
-			m, err := b.copyDirect(w, pf)
+		if b.up != nil {
+			m, err := b.copyUpstream(w, pf)
 			total += m
 			if err != nil {
 				return total, err
 			}
 			continue
 		}
-		n, err := b.await()
+		n, err := b.file.await(b.pos, b.end)
+		if errors.Is(err, errNotStored) {
+			b.up = b.file.upstream()
+			continue
+		}
 		if err != nil {
 			return total, b.failed(err)
-		}
-		if n == 0 {
-			continue // the cache failed: b.direct is set
 		}
 		m, err := b.sendFile(w, f, min(n, b.maxSend))
 		total += m
 		if err != nil && !(m > 0 && isTimeout(err)) { // a slow client: another window
 			if isTimeout(err) {
-				b.p.log.Info("client took nothing for client_write_timeout; cutting it", "key", b.e.Key(), "at", b.pos)
+				b.p.log.Info("client took nothing for client_write_timeout; cutting it", "key", b.key(), "at", b.pos)
 			}
 			b.client.abort() // a failed read or a gone client: either way this response is over
 			return total, err
@@ -222,7 +263,7 @@ func (b *entryBody) sendFile(w io.Writer, f *os.File, n int64) (int64, error) {
 	if err != nil {
 		b.fpos = -1 // unknown after a failed copy
 	}
-	if err == nil && m < n && !b.e.BodyEnded(b.pos) {
+	if err == nil && m < n && !b.file.e.BodyEnded(b.pos) {
 		// The file ended before bytes the entry still claims.
 		err = fmt.Errorf("proxy: body file ended at %d, %d bytes early: %w", b.pos, n-m, io.ErrUnexpectedEOF)
 	}
@@ -231,13 +272,13 @@ func (b *entryBody) sendFile(w io.Writer, f *os.File, n int64) (int64, error) {
 	return m, err
 }
 
-// copyDirect moves one read's worth of bytes that come straight from
-// upstream, flushing the response if the upstream pauses.
-func (b *entryBody) copyDirect(w io.Writer, pf *pauseFlush) (int64, error) {
+// copyUpstream moves one read's worth of bytes from upstreamSource,
+// flushing the response if the upstream pauses.
+func (b *entryBody) copyUpstream(w io.Writer, pf *pauseFlush) (int64, error) {
 	bp := b.p.bufs.get()
 	defer b.p.bufs.put(bp)
 	pf.wait()
-	n, err := b.readDirect(*bp)
+	n, err := b.readUpstream(*bp)
 	pf.woke()
 	err = b.failed(err) // cuts the client, which must not overlap a flush
 	if n > 0 {
@@ -256,57 +297,66 @@ func (b *entryBody) copyDirect(w io.Writer, pf *pauseFlush) (int64, error) {
 // client, fills stop and the bytes so far stay cached.
 func (b *entryBody) Close() error {
 	b.once.Do(func() {
-		if b.direct != nil && b.direct.body != nil {
-			b.direct.body.Close()
+		if b.up != nil {
+			b.up.close()
 		}
-		b.p.leave(b.e) // first: the quick-abort decision, before the fills wake
+		b.hold.Close() // first: the quick-abort decision, before the fills wake
 		b.rs.remove(b)
-		b.p.dropReaders(b.e, b.rs)
+		b.p.dropReaders(b.file.e, b.rs)
 	})
 	return nil
 }
 
-// directReader streams the rest of a response from upstream when the cache
-// cannot take it, resuming after drops like a fill does.
-type directReader struct {
+// upstreamSource streams bytes of a stored version straight from upstream
+// when the cache cannot take them, asking for the same version (If-Match)
+// and resuming after drops like a fill does.
+type upstreamSource struct {
+	p      *Proxy
+	src    source
+	have   stored // for resume's overlap check
 	body   io.ReadCloser
 	budget *budget
 }
 
-// readDirect reads the next bytes from upstream, asking for [pos, end) of
-// the same version (If-Match) whenever it has no body.
-func (b *entryBody) readDirect(buf []byte) (int, error) {
-	d := b.direct
+// read reads the next bytes of r (at most len(buf), which fits in r),
+// asking for r whenever it has no body.
+func (u *upstreamSource) read(ctx context.Context, buf []byte, r rangeutil.Range) (int, error) {
 	for {
-		if d.body == nil {
-			body, err := b.p.resume(b.ctx, rangeutil.Range{Start: b.pos, End: b.end}, b.src, b.e)
+		if u.body == nil {
+			body, err := u.p.resume(ctx, r, u.src, u.have)
 			if err != nil {
-				if !retryable(err) || !d.budget.wait(b.ctx) {
-					return 0, fmt.Errorf("proxy: uncached continuation at byte %d: %w", b.pos, err)
+				if !retryable(err) || !u.budget.wait(ctx) {
+					return 0, fmt.Errorf("proxy: uncached continuation at byte %d: %w", r.Start, err)
 				}
 				continue
 			}
-			d.body = body
+			u.body = body
 		}
-		n, err := d.body.Read(buf[:min(int64(len(buf)), b.end-b.pos)])
-		b.pos += int64(n)
+		n, err := u.body.Read(buf)
 		if n > 0 {
-			d.budget.progress()
+			u.budget.progress()
 		}
 		switch {
-		case b.pos >= b.end:
+		case int64(n) >= r.Len():
 			return n, nil
 		case err != nil:
-			d.body.Close()
-			d.body = nil
+			u.close()
 			if n > 0 {
 				return n, nil
 			}
-			if !d.budget.wait(b.ctx) {
-				return 0, fmt.Errorf("proxy: uncached continuation at byte %d: %w", b.pos, err)
+			if !u.budget.wait(ctx) {
+				return 0, fmt.Errorf("proxy: uncached continuation at byte %d: %w", r.Start, err)
 			}
 		case n > 0:
 			return n, nil
 		}
+	}
+}
+
+// close ends the current upstream body, if any.
+func (u *upstreamSource) close() {
+	if u.body != nil {
+		u.body.Close()
+		u.body = nil
 	}
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"net/http"
 	"testing"
 
@@ -76,7 +77,7 @@ func TestConcurrentWeakETagClients(t *testing.T) {
 
 // TestRefillOfRangeFilledMeanwhile: a request that saw a gap can reach
 // refill after a fill wrote it. refill then finds nothing missing and
-// starts over (nil) instead of failing, or indexing an empty gap list,
+// starts over (errRaced) instead of failing, or indexing an empty gap list,
 // which panicked and closed the client's connection.
 func TestRefillOfRangeFilledMeanwhile(t *testing.T) {
 	const size = 2 * mib
@@ -91,11 +92,11 @@ func TestRefillOfRangeFilledMeanwhile(t *testing.T) {
 	if err != nil || e == nil {
 		t.Fatalf("store.Get = %v, %v; want the stored entry", e, err)
 	}
-	e.Join()
-	whole := rangeutil.Range{Start: 0, End: size}
-	stale := rangeutil.Range{Start: size / 2, End: size} // the gap the request saw
-	if resp := h.proxy.refill(req, e, whole, stale); resp != nil {
-		t.Errorf("refill of a range present meanwhile = %d response, want nil (start over)", resp.StatusCode)
+	hold := e.Join()
+	defer hold.Close()
+	whole := rangeutil.Range{Start: 0, End: size} // the plan saw a gap in it
+	if resp, err := h.proxy.refill(req, hold, whole); resp != nil || !errors.Is(err, errRaced) {
+		t.Errorf("refill of a range present meanwhile = %v, %v, want nil, errRaced (start over)", resp, err)
 	}
 	r := h.get(u)
 	wantBody(t, "next client", r, 200, 0, 0, size)

@@ -129,8 +129,7 @@ func (p *Proxy) startFill(ctx context.Context, stop *fillStop, f *cache.Fill, e 
 // at once (DESIGN invariant 3).
 func (p *Proxy) startContinuation(f *cache.Fill, e *cache.Entry, src source) {
 	ctx, cancel := context.WithCancel(context.Background())
-	stop := newFillStop(cancel)
-	f.OnAbandon(stop.stop, p.keepGoing(src, cancel))
+	stop := p.abandonable(f, src, cancel)
 	f.Validated()
 	p.startFill(ctx, stop, f, e, nil, src)
 }

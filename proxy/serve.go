@@ -28,7 +28,7 @@ const maxServeAttempts = 4
 func (p *Proxy) serve(req *http.Request) *http.Response {
 	key := policy.CacheKey(req.URL)
 	for range maxServeAttempts {
-		if resp := p.serveOnce(req, key); resp != nil {
+		if resp, err := p.serveOnce(req, key); !errors.Is(err, errRaced) {
 			return resp
 		}
 	}
@@ -36,35 +36,31 @@ func (p *Proxy) serve(req *http.Request) *http.Response {
 }
 
 // serveOnce answers req from the entry stored under key, fetching what is
-// missing. It returns nil when it lost a race and should be called again.
-func (p *Proxy) serveOnce(req *http.Request, key string) *http.Response {
+// missing, as plan decides. Its only error is errRaced.
+func (p *Proxy) serveOnce(req *http.Request, key string) (*http.Response, error) {
 	e, err := p.store.Get(key)
 	if err != nil {
 		p.log.Error("cache lookup failed; forwarding uncached", "key", clip(key), "err", clipErr(err))
-		return p.fetchUncached(req)
+		return p.fetchUncached(req), nil
 	}
 	if e == nil {
 		return p.fetchShared(req, key)
 	}
-	e.Join()
-	m := e.Meta()
-	v := policy.ValidatorOf(m.Header)
-	if !policy.VariantMatches(m.Header, m.RequestHeader, req.Header) {
-		p.leave(e)
+	h := e.Join()
+	defer h.Close()
+	switch step, need := plan(req, e.Meta(), p.now()); step {
+	case stepOtherVariant:
+		h.Close()
 		if e.Busy() {
-			return p.fetchUncached(req) // another variant is downloading: leave it be
+			return p.fetchUncached(req), nil // another variant is downloading: leave it be
 		}
 		return p.fetchShared(req, key) // the new response replaces this variant
-	}
-	need := policy.ChooseRange(req, m.Size, v).Range
-	gap, missing := m.Ranges.FirstMissing(need)
-	switch {
-	case missing:
-		return p.refill(req, e, need, gap)
-	case policy.Fresh(req, m.Header, policy.CurrentAge(m.InitialAge, m.ResponseTime, p.now())):
-		return p.fromEntry(req, e, xHit)
+	case stepRefill:
+		return p.refill(req, h, need)
+	case stepHit:
+		return p.fromEntry(req, h, xHit), nil
 	default:
-		return p.revalidate(req, e)
+		return p.revalidate(req, h), nil
 	}
 }
 
@@ -77,9 +73,9 @@ type flight struct {
 }
 
 // fetchShared fetches req as a new entry, or, when another request is
-// already doing so for key, waits for it and returns nil so the caller
+// already doing so for key, waits for it and returns errRaced so the caller
 // reads from that entry.
-func (p *Proxy) fetchShared(req *http.Request, key string) *http.Response {
+func (p *Proxy) fetchShared(req *http.Request, key string) (*http.Response, error) {
 	p.flightsMu.Lock()
 	fl, following := p.flights[key]
 	if !following {
@@ -91,12 +87,12 @@ func (p *Proxy) fetchShared(req *http.Request, key string) *http.Response {
 		select {
 		case <-fl.done:
 		case <-req.Context().Done():
-			return errorResponse(req, http.StatusBadGateway, "client went away")
+			return errorResponse(req, http.StatusBadGateway, "client went away"), nil
 		}
 		if fl.stored {
-			return nil
+			return nil, errRaced
 		}
-		return p.fetchNew(req, key) // nothing to share (not storable): fetch on our own
+		return p.fetchNew(req, key), nil // nothing to share (not storable): fetch on our own
 	}
 	resp, stored := p.fetchNewStored(req, key)
 	fl.stored = stored
@@ -104,42 +100,39 @@ func (p *Proxy) fetchShared(req *http.Request, key string) *http.Response {
 	delete(p.flights, key)
 	p.flightsMu.Unlock()
 	close(fl.done)
-	return resp
+	return resp, nil
 }
 
-// refill answers a request whose bytes need are partly missing from a
-// stored version. The upstream request for the first missing span is
-// answered before any cached byte is sent (DESIGN invariant 2): a 206 of
-// the same version lets us serve cached bytes and then the fetched ones; a
-// 200 means the resource changed, and that response replaces the entry.
-func (p *Proxy) refill(req *http.Request, e *cache.Entry, need, gap rangeutil.Range) *http.Response {
+// refill answers a request whose bytes need are partly missing from the
+// stored version h holds. The upstream request for the first missing span
+// is answered before any stored byte is sent (DESIGN invariant 2);
+// classifyRefill says what its answer means, and one action per outcome
+// follows.
+func (p *Proxy) refill(req *http.Request, h *cache.Hold, need rangeutil.Range) (*http.Response, error) {
+	e := h.Entry()
 	gaps := e.Meta().Ranges.Missing(need)
-	if len(gaps) == 0 { // a fill wrote them since the caller looked
-		p.leave(e)
-		return nil
+	if len(gaps) == 0 { // a fill wrote them since plan looked
+		return nil, errRaced
 	}
 	xc := xPartial
 	if gaps[0] == need {
 		xc = xMiss
 	}
-	f, owner := e.Claim(gap.Start, need.End)
+	f, owner := e.Claim(gaps[0].Start, need.End)
 	switch {
 	case f == nil: // filled or replaced meanwhile
-		p.leave(e)
-		return nil
+		return nil, errRaced
 	case !owner && f.Stopping():
 		// Its validation is old and it is about to end: a new response
 		// must ask upstream itself (invariant 2). Let it finish writing
 		// what it has, then claim the rest.
 		p.awaitEnd(req.Context(), e, f)
-		p.leave(e)
-		return nil
+		return nil, errRaced
 	case !owner:
 		if !p.awaitValidation(req.Context(), e, f) {
-			p.leave(e)
-			return nil
+			return nil, errRaced
 		}
-		return p.fromEntry(req, e, xc)
+		return p.fromEntry(req, h, xc), nil
 	}
 	m := e.Meta()
 	v := policy.ValidatorOf(m.Header)
@@ -148,65 +141,74 @@ func (p *Proxy) refill(req *http.Request, e *cache.Entry, need, gap rangeutil.Ra
 		// with new ones (DESIGN invariant 1): start over.
 		f.Finish(errChanged)
 		e.Drop()
-		p.leave(e)
+		h.Close()
 		return p.fetchShared(req, policy.CacheKey(req.URL))
 	}
 	src := p.sourceFor(req, m)
-	h := src.header.Clone()
 	want := rangeutil.Range{Start: f.Start(), End: f.End()}
 	ask := rangeutil.Range{Start: overlapStart(v, m.Ranges, want.Start), End: want.End}
-	h.Set("Range", rangeutil.HeaderFor(ask))
-	h.Set("If-Range", v.IfRange())
+	hdr := src.header.Clone()
+	hdr.Set("Range", rangeutil.HeaderFor(ask))
+	hdr.Set("If-Range", v.IfRange())
 	ctx, cancel := context.WithCancel(context.Background())
-	stop := newFillStop(cancel)
-	f.OnAbandon(stop.stop, p.keepGoing(src, cancel))
-	resp, reqTime, err := p.do(ctx, src.url, h)
+	stop := p.abandonable(f, src, cancel)
+	resp, reqTime, err := p.do(ctx, src.url, hdr)
 	if err != nil {
 		f.Finish(err)
 		cancel()
-		p.leave(e)
-		return upstreamErrorResponse(req, err)
+		return upstreamErrorResponse(req, err), nil
 	}
-	switch resp.StatusCode {
-	case http.StatusPartialContent:
-		if err := checkResumed(resp, ask, want.Start, m.Size, v, e); err != nil {
-			resp.Body.Close()
-			f.Finish(err)
-			cancel()
-			if !errors.Is(err, errChanged) && !errors.Is(err, policy.ErrBadRange) {
-				p.leave(e) // the overlap could not be read: keep the entry
-				return upstreamErrorResponse(req, err)
-			}
-			p.log.Warn("refusing to splice upstream 206", "url", clip(src.url.Redacted()), "err", clipErr(err))
-			e.Drop()
-			p.leave(e)
-			return p.fetchNew(req, policy.CacheKey(req.URL))
+	outcome, why := classifyRefill(resp, ask, m.Size, v)
+	switch outcome {
+	case refillSplice:
+		setStart(resp.Body, ask.Start)
+		why = checkOverlap(resp.Body, e, rangeutil.Range{Start: ask.Start, End: want.Start})
+		if why == nil {
+			p.refreshHeaders(e, resp.Header, reqTime)
+			f.Validated()
+			p.startFill(ctx, stop, f, e, resp.Body, src)
+			return p.fromEntry(req, h, xc), nil
 		}
-		p.refreshHeaders(e, resp.Header, reqTime)
-		f.Validated()
-		p.startFill(ctx, stop, f, e, resp.Body, src)
-		return p.fromEntry(req, e, xc)
-	case http.StatusOK:
+		if !errors.Is(why, errChanged) { // the overlap could not be read: keep the entry
+			resp.Body.Close()
+			f.Finish(why)
+			cancel()
+			return upstreamErrorResponse(req, why), nil
+		}
+		fallthrough
+	case refillBroken:
+		p.log.Warn("refusing to splice upstream 206", "url", clip(src.url.Redacted()), "err", clipErr(why))
+		resp.Body.Close()
+		f.Finish(why)
+		cancel()
+		return p.dropAndFetch(req, h), nil
+	case refillReplaced:
 		f.Finish(errChanged)
-		e.Drop() // a new version (or a server that ignores Range): start over
-		p.leave(e)
+		e.Drop()
+		h.Close()
 		out, _ := p.keep(req, policy.CacheKey(req.URL), resp, reqTime, ctx, cancel)
-		return out
-	case http.StatusRequestedRangeNotSatisfiable:
+		return out, nil
+	case refillSizeChanged:
 		resp.Body.Close()
 		f.Finish(&statusError{resp.StatusCode})
 		cancel()
-		e.Drop() // the stored size is wrong now
-		p.leave(e)
-		return p.fetchNew(req, policy.CacheKey(req.URL))
-	default: // 5xx, 404, ...: pass the upstream's answer on; keep the bytes unless it is gone
+		return p.dropAndFetch(req, h), nil
+	case refillGone:
 		f.Finish(&statusError{resp.StatusCode})
-		if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
-			e.Drop()
-		}
-		p.leave(e)
-		return p.relay(req, resp, cancel)
+		e.Drop()
+		return p.relay(req, resp, cancel), nil
+	default: // refillPassOn
+		f.Finish(&statusError{resp.StatusCode})
+		return p.relay(req, resp, cancel), nil
 	}
+}
+
+// dropAndFetch drops the version h holds, which cannot answer req, and
+// fetches req as if nothing were stored.
+func (p *Proxy) dropAndFetch(req *http.Request, h *cache.Hold) *http.Response {
+	h.Entry().Drop()
+	h.Close()
+	return p.fetchNew(req, policy.CacheKey(req.URL))
 }
 
 // awaitValidation waits until another request's fill has been validated by
@@ -244,24 +246,22 @@ func (p *Proxy) awaitEnd(ctx context.Context, e *cache.Entry, f *cache.Fill) {
 	}
 }
 
-// revalidate asks the upstream whether a stale stored version is still
+// revalidate asks the upstream whether the stale version h holds is still
 // current (RFC 9111 §4.3): 304 refreshes it and serves it, 200 replaces it.
-func (p *Proxy) revalidate(req *http.Request, e *cache.Entry) *http.Response {
+func (p *Proxy) revalidate(req *http.Request, h *cache.Hold) *http.Response {
+	e := h.Entry()
 	m := e.Meta()
 	v := policy.ValidatorOf(m.Header)
 	if !v.CanRevalidate() {
-		e.Drop()
-		p.leave(e)
-		return p.fetchNew(req, policy.CacheKey(req.URL))
+		return p.dropAndFetch(req, h)
 	}
 	src := p.sourceFor(req, m)
-	h := src.header.Clone()
-	v.SetRevalidateConditions(h)
+	hdr := src.header.Clone()
+	v.SetRevalidateConditions(hdr)
 	ctx, cancel := context.WithCancel(context.Background())
-	resp, reqTime, err := p.do(ctx, src.url, h)
+	resp, reqTime, err := p.do(ctx, src.url, hdr)
 	if err != nil {
 		cancel()
-		p.leave(e)
 		return upstreamErrorResponse(req, err)
 	}
 	switch resp.StatusCode {
@@ -273,18 +273,17 @@ func (p *Proxy) revalidate(req *http.Request, e *cache.Entry) *http.Response {
 			// stored response, so nothing is updated, and ours may not be
 			// served on its word: fetch the current one in full.
 			p.log.Warn("upstream 304 names another version; fetching it in full", "url", clip(src.url.Redacted()), "etag", clip(resp.Header.Get("ETag")), "stored", clip(v.ETag()))
-			p.leave(e)
+			h.Close()
 			return p.fetchNew(req, policy.CacheKey(req.URL))
 		}
 		p.refreshHeaders(e, resp.Header, reqTime)
-		return p.fromEntry(req, e, xHit)
+		return p.fromEntry(req, h, xHit)
 	case http.StatusOK:
 		e.Drop()
-		p.leave(e)
+		h.Close()
 		out, _ := p.keep(req, policy.CacheKey(req.URL), resp, reqTime, ctx, cancel)
 		return out
 	default:
-		p.leave(e)
 		return p.relay(req, resp, cancel)
 	}
 }
@@ -385,14 +384,14 @@ func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime
 		p.log.Error("cannot store response; relaying uncached", "key", clip(key), "err", clipErr(err))
 		return p.relay(req, resp, cancel), false
 	}
-	e.Join()
+	h := e.Join()
+	defer h.Close()
 	setStart(resp.Body, body.Start)
 	src := p.sourceFor(req, e.Meta())
-	stop := newFillStop(cancel)
-	f.OnAbandon(stop.stop, p.keepGoing(src, cancel))
+	stop := p.abandonable(f, src, cancel)
 	f.Validated()
 	p.startFill(ctx, stop, f, e, resp.Body, src)
-	out := p.fromEntry(req, e, xMiss)
+	out := p.fromEntry(req, h, xMiss)
 	if out.StatusCode == http.StatusOK || out.StatusCode == http.StatusPartialContent {
 		// Not stored, but this response is the one that set it.
 		for _, c := range resp.Header.Values("Set-Cookie") {
@@ -451,43 +450,41 @@ func (b *relayBody) Close() error {
 	return err
 }
 
-// fromEntry builds the client's response from a stored version whose bytes
-// are present or being fetched: 304/412 for its preconditions, 416, or the
-// 200/206 body read from the entry. It takes over e's reference and join.
-func (p *Proxy) fromEntry(req *http.Request, e *cache.Entry, xc string) *http.Response {
-	m := e.Meta()
+// fromEntry builds the client's response from the stored version h holds,
+// whose bytes are present or being fetched: 304/412 for its preconditions,
+// 416, or the 200/206 body read from the entry, which takes h over.
+func (p *Proxy) fromEntry(req *http.Request, h *cache.Hold, xc string) *http.Response {
+	m := h.Entry().Meta()
 	v := policy.ValidatorOf(m.Header)
-	h := http.Header(m.Header) // Meta returned a copy: ours to change
-	if h == nil {
-		h = http.Header{}
+	hdr := http.Header(m.Header) // Meta returned a copy: ours to change
+	if hdr == nil {
+		hdr = http.Header{}
 	}
-	h.Set("X-Cache", xc)
-	policy.AddVia(h, p.opts.Name)
+	hdr.Set("X-Cache", xc)
+	policy.AddVia(hdr, p.opts.Name)
 	if age := policy.CurrentAge(m.InitialAge, m.ResponseTime, p.now()); xc == xHit || age >= time.Second {
 		// RFC 9111 §4: a response served from the cache carries its
 		// current age; so does one an upstream cache had aged, so that
 		// caches downstream do not count its lifetime from zero.
-		h.Set("Age", policy.AgeSeconds(age))
+		hdr.Set("Age", policy.AgeSeconds(age))
 	}
 	if status := policy.CheckPreconditions(req, v); status != 0 {
-		p.leave(e)
-		return headOnly(req, status, notModifiedHeader(h, status))
+		return headOnly(req, status, notModifiedHeader(hdr, status))
 	}
 	ans := policy.ChooseRange(req, m.Size, v)
 	if ans.Status == http.StatusRequestedRangeNotSatisfiable {
-		p.leave(e)
 		eh := errorResponse(req, ans.Status, "range not satisfiable")
 		eh.Header.Set("Content-Range", rangeutil.FormatUnsatisfied(m.Size))
 		return eh
 	}
-	h.Set("Accept-Ranges", "bytes")
-	h.Set("Content-Length", strconv.FormatInt(ans.Range.Len(), 10))
+	hdr.Set("Accept-Ranges", "bytes")
+	hdr.Set("Content-Length", strconv.FormatInt(ans.Range.Len(), 10))
 	if ans.Status == http.StatusPartialContent {
-		h.Set("Content-Range", rangeutil.FormatContentRange(ans.Range, m.Size))
+		hdr.Set("Content-Range", rangeutil.FormatContentRange(ans.Range, m.Size))
 	}
-	resp := headOnly(req, ans.Status, h)
+	resp := headOnly(req, ans.Status, hdr)
 	resp.ContentLength = ans.Range.Len()
-	resp.Body = p.newEntryBody(req, e, ans.Range, p.sourceFor(req, m))
+	resp.Body = p.newEntryBody(req, h.Move(), ans.Range, p.sourceFor(req, m))
 	return resp
 }
 
@@ -538,10 +535,4 @@ func (p *Proxy) refreshHeaders(e *cache.Entry, fresh http.Header, reqTime time.T
 	if err != nil {
 		p.log.Error("cannot refresh stored headers", "key", clip(e.Key()), "err", clipErr(err))
 	}
-}
-
-// leave gives up a client's hold on an entry.
-func (p *Proxy) leave(e *cache.Entry) {
-	e.Leave()
-	e.Release()
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/url"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -208,41 +207,5 @@ func (b *upstreamBody) windDown() bool {
 	// request uses it next. Cancelling this request's context closes the
 	// connection only while this body still holds it.
 	time.AfterFunc(windDownGrace, b.cancel)
-	return true
-}
-
-// fillStop stops a fill when the last client of its entry leaves: it winds
-// the current upstream body down, or cancels at once between bodies.
-type fillStop struct {
-	cancel context.CancelFunc
-
-	// mu guards body and stopped.
-	mu      sync.Mutex
-	body    *upstreamBody // the body being copied; nil between attempts
-	stopped bool
-}
-
-func newFillStop(cancel context.CancelFunc) *fillStop { return &fillStop{cancel: cancel} }
-
-// stop is the fill's abandon function (cache.Fill.OnAbandon).
-func (s *fillStop) stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stopped = true
-	if s.body == nil || !s.body.windDown() {
-		s.cancel()
-	}
-}
-
-// track records the body being copied (nil when none). It returns false
-// when the fill was stopped meanwhile, and then cancels it.
-func (s *fillStop) track(body io.ReadCloser) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.body, _ = body.(*upstreamBody)
-	if s.stopped {
-		s.cancel()
-		return false
-	}
 	return true
 }

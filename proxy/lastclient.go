@@ -1,9 +1,28 @@
 package proxy
 
 import (
+	"context"
+	"io"
 	"sync"
 	"time"
+
+	"github.com/resumeproxy/resumeproxy/cache"
 )
+
+// This file is what happens when the last client of an entry leaves (the
+// client's side is cache.Hold.Close): each fill asks keepGoing whether it
+// is worth finishing with nobody reading (quick abort); the others stop
+// through their fillStop, which lets the bytes already on their way land
+// first, and the bytes so far stay cached for the next request.
+
+// abandonable arms fill f, whose upstream request cancel ends, for its
+// entry's last client leaving, and returns the fillStop the fill's copy
+// loop tracks its bodies with.
+func (p *Proxy) abandonable(f *cache.Fill, src source, cancel context.CancelFunc) *fillStop {
+	stop := &fillStop{cancel: cancel}
+	f.OnAbandon(stop.stop, p.keepGoing(src, cancel))
+	return stop
+}
 
 // QuickAbort decides what happens to a download when its last client
 // leaves (Squid calls it quick_abort). By default it stops, and the bytes
@@ -46,4 +65,38 @@ func (p *Proxy) keepGoing(src source, cancel func()) func(pos, end int64) bool {
 		})
 		return true
 	}
+}
+
+// fillStop stops a fill when the last client of its entry leaves: it winds
+// the current upstream body down, or cancels at once between bodies.
+type fillStop struct {
+	cancel context.CancelFunc
+
+	// mu guards body and stopped.
+	mu      sync.Mutex
+	body    *upstreamBody // the body being copied; nil between attempts
+	stopped bool
+}
+
+// stop is the fill's abandon function (cache.Fill.OnAbandon).
+func (s *fillStop) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
+	if s.body == nil || !s.body.windDown() {
+		s.cancel()
+	}
+}
+
+// track records the body being copied (nil when none). It returns false
+// when the fill was stopped meanwhile, and then cancels it.
+func (s *fillStop) track(body io.ReadCloser) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.body, _ = body.(*upstreamBody)
+	if s.stopped {
+		s.cancel()
+		return false
+	}
+	return true
 }
