@@ -134,9 +134,7 @@ func (p *Proxy) refill(req *http.Request, h *cache.Hold, need rangeutil.Range) (
 		}
 		return p.fromEntry(req, h, xc), nil
 	}
-	m := e.Meta()
-	v := policy.ValidatorOf(m.Header)
-	if !v.Resumable() {
+	if !policy.ValidatorOf(e.Meta().Header).Resumable() {
 		// Nobody is filling this entry and its bytes may not be spliced
 		// with new ones (DESIGN invariant 1): start over.
 		f.Finish(errChanged)
@@ -144,63 +142,95 @@ func (p *Proxy) refill(req *http.Request, h *cache.Hold, need rangeutil.Range) (
 		h.Close()
 		return p.fetchShared(req, policy.CacheKey(req.URL))
 	}
-	src := p.sourceFor(req, m)
-	want := rangeutil.Range{Start: f.Start(), End: f.End()}
-	ask := rangeutil.Range{Start: overlapStart(v, m.Ranges, want.Start), End: want.End}
-	hdr := src.header.Clone()
-	hdr.Set("Range", rangeutil.HeaderFor(ask))
+	return p.askGap(req, h, f, xc), nil
+}
+
+// gapAsk is a refill's upstream request for the span of fill f: ask is
+// what was asked for, want the bytes f needs (ask starts earlier by the
+// overlap to compare, under a date-only validator).
+type gapAsk struct {
+	f         *cache.Fill
+	src       source
+	ask, want rangeutil.Range
+	ctx       context.Context
+	cancel    context.CancelFunc
+	stop      *fillStop
+	resp      *http.Response
+	reqTime   time.Time
+}
+
+// askGap asks the upstream for the span of fill f, which req's refill
+// owns, with Range and If-Range, and carries out what classifyRefill makes
+// of the answer.
+func (p *Proxy) askGap(req *http.Request, h *cache.Hold, f *cache.Fill, xc string) *http.Response {
+	e := h.Entry()
+	m := e.Meta()
+	v := policy.ValidatorOf(m.Header)
+	g := gapAsk{f: f, src: p.sourceFor(req, m), want: rangeutil.Range{Start: f.Start(), End: f.End()}}
+	g.ask = rangeutil.Range{Start: overlapStart(v, m.Ranges, g.want.Start), End: g.want.End}
+	hdr := g.src.header.Clone()
+	hdr.Set("Range", rangeutil.HeaderFor(g.ask))
 	hdr.Set("If-Range", v.IfRange())
-	ctx, cancel := context.WithCancel(context.Background())
-	stop := p.abandonable(f, src, cancel)
-	resp, reqTime, err := p.do(ctx, src.url, hdr)
-	if err != nil {
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	g.stop = p.abandonable(f, g.src, g.cancel)
+	var err error
+	if g.resp, g.reqTime, err = p.do(g.ctx, g.src.url, hdr); err != nil {
 		f.Finish(err)
-		cancel()
-		return upstreamErrorResponse(req, err), nil
+		g.cancel()
+		return upstreamErrorResponse(req, err)
 	}
-	outcome, why := classifyRefill(resp, ask, m.Size, v)
-	switch outcome {
-	case refillSplice:
-		setStart(resp.Body, ask.Start)
-		why = checkOverlap(resp.Body, e, rangeutil.Range{Start: ask.Start, End: want.Start})
-		if why == nil {
-			p.refreshHeaders(e, resp.Header, reqTime)
-			f.Validated()
-			p.startFill(ctx, stop, f, e, resp.Body, src)
-			return p.fromEntry(req, h, xc), nil
+	outcome, why := classifyRefill(g.resp, g.ask, m.Size, v)
+	if outcome == refillSplice {
+		if why = p.splice(h, g); why == nil {
+			return p.fromEntry(req, h, xc)
 		}
 		if !errors.Is(why, errChanged) { // the overlap could not be read: keep the entry
-			resp.Body.Close()
-			f.Finish(why)
-			cancel()
-			return upstreamErrorResponse(req, why), nil
+			return upstreamErrorResponse(req, why)
 		}
-		fallthrough
-	case refillBroken:
-		p.log.Warn("refusing to splice upstream 206", "url", clip(src.url.Redacted()), "err", clipErr(why))
-		resp.Body.Close()
-		f.Finish(why)
-		cancel()
-		return p.dropAndFetch(req, h), nil
+		outcome = refillBroken
+	}
+	switch outcome {
 	case refillReplaced:
 		f.Finish(errChanged)
 		e.Drop()
 		h.Close()
-		out, _ := p.keep(req, policy.CacheKey(req.URL), resp, reqTime, ctx, cancel)
-		return out, nil
-	case refillSizeChanged:
-		resp.Body.Close()
-		f.Finish(&statusError{resp.StatusCode})
-		cancel()
-		return p.dropAndFetch(req, h), nil
-	case refillGone:
-		f.Finish(&statusError{resp.StatusCode})
-		e.Drop()
-		return p.relay(req, resp, cancel), nil
-	default: // refillPassOn
-		f.Finish(&statusError{resp.StatusCode})
-		return p.relay(req, resp, cancel), nil
+		out, _ := p.keep(req, policy.CacheKey(req.URL), g.resp, g.reqTime, g.ctx, g.cancel)
+		return out
+	case refillGone, refillPassOn:
+		f.Finish(&statusError{g.resp.StatusCode})
+		if outcome == refillGone {
+			e.Drop()
+		}
+		return p.relay(req, g.resp, g.cancel)
 	}
+	// refillBroken, refillSizeChanged: this version cannot answer.
+	if outcome == refillBroken {
+		p.log.Warn("refusing to splice upstream 206", "url", clip(g.src.url.Redacted()), "err", clipErr(why))
+	} else {
+		why = &statusError{g.resp.StatusCode}
+	}
+	g.resp.Body.Close()
+	f.Finish(why)
+	g.cancel()
+	return p.dropAndFetch(req, h)
+}
+
+// splice checks the overlap a 206 starts with (if any), then starts the
+// fill with its body: the stored bytes and the new ones are one version
+// from here on. On failure the answer is closed and the fill finished.
+func (p *Proxy) splice(h *cache.Hold, g gapAsk) error {
+	e := h.Entry()
+	setStart(g.resp.Body, g.ask.Start)
+	if err := checkOverlap(g.resp.Body, e, rangeutil.Range{Start: g.ask.Start, End: g.want.Start}); err != nil {
+		g.resp.Body.Close()
+		g.f.Finish(err)
+		g.cancel()
+		return err
+	}
+	p.refreshHeaders(e, g.resp.Header, g.reqTime)
+	g.f.Validated()
+	p.startFill(g.ctx, g.stop, g.f, e, g.resp.Body, g.src)
+	return nil
 }
 
 // dropAndFetch drops the version h holds, which cannot answer req, and
