@@ -52,8 +52,19 @@ func exitCode(err error) int {
 	return 1
 }
 
+// synopsis is the command line, as --help shows it.
+const synopsis = `Usage: resumeproxy [flags]
+       resumeproxy ca init [--dir DIR] | ca cert [--dir DIR]
+       resumeproxy verify [flags]
+       resumeproxy ls [--partial] [flags] [PATTERN]
+       resumeproxy purge [flags] URL | --prefix PREFIX
+       resumeproxy passwd [--cost N] [USER]
+       resumeproxy version
+Each command explains itself with --help.
+`
+
 // run parses args, serves until SIGINT/SIGTERM, then shuts down cleanly;
-// the subcommands "verify", "ca" and "passwd" do their one job instead.
+// the subcommands do their one job instead.
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
@@ -63,6 +74,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return runCA(args[1:], stdout, stderr)
 		case "passwd":
 			return runPasswd(args[1:], os.Stdin, stdout, stderr)
+		case "version":
+			return runVersion(args[1:], stdout, stderr)
+		case "help":
+			_, err := io.WriteString(stdout, synopsis)
+			return err
 		}
 	}
 	cfg, err := parseFlags(args, stderr)
@@ -169,7 +185,7 @@ func parseServeFlags(args []string, stderr io.Writer) (config.Config, error) {
 	fs := flag.NewFlagSet("resumeproxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: resumeproxy [flags]\n       resumeproxy ca init [--dir DIR] | ca cert [--dir DIR]\n       resumeproxy verify [flags]\n       resumeproxy passwd [--cost N] [USER]\n\nFlags:\n")
+		fmt.Fprintf(stderr, "%s\nFlags:\n", synopsis)
 		fs.PrintDefaults()
 	}
 	cfgPath := fs.String("config", "", "YAML configuration `file` (see config.example.yaml)")
