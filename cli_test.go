@@ -24,6 +24,9 @@ func TestHelpExitsZero(t *testing.T) {
 		{[]string{"ca", "cert", "-h"}, "-dir"},
 		{[]string{"passwd", "--help"}, "bcrypt"},
 		{[]string{"version", "--help"}, "resumeproxy version"},
+		{[]string{"ls", "--help"}, "--partial"},
+		{[]string{"ls", "-h"}, "PATTERN"},
+		{[]string{"purge", "--help"}, "--prefix"},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := run(c.args, &stdout, &stderr)

@@ -74,6 +74,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return runCA(args[1:], stdout, stderr)
 		case "passwd":
 			return runPasswd(args[1:], os.Stdin, stdout, stderr)
+		case "ls":
+			return runLs(args[1:], stdout, stderr)
+		case "purge":
+			return runPurge(args[1:], stdout, stderr)
 		case "version":
 			return runVersion(args[1:], stdout, stderr)
 		case "help":
@@ -262,23 +266,13 @@ func openCache(cfg config.Config, opts cache.Options, reset func(aside string, r
 
 // runVerify checks every stored block against its checksum, drops the bad
 // ones (they are fetched again when next asked for) and prints a report.
-// The proxy must not be running on the same cache directory.
+// The proxy must not be running on the same cache directory (openDirect).
 func runVerify(args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	// The configured limits, not the automatic ones: the store may evict
-	// while open, and must do as the proxy would.
-	store, err := openCache(cfg, cache.Options{
-		MaxSize:       int64(cfg.MaxSize),
-		MaxObjectSize: int64(cfg.MaxObjectSize),
-		PartialTTL:    cfg.PartialTTL,
-		Logger:        log,
-	}, func(aside string, removed int) {
-		fmt.Fprintf(stdout, "the index was damaged: moved aside to %s; %d body files removed; the cache is empty\n", aside, removed)
-	})
+	store, err := openDirect(cfg, stdout, stderr)
 	if err != nil {
 		return err
 	}
