@@ -68,9 +68,9 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 	}
 	switch {
 	case v.Type() == durationType:
-		d.duration(n, v, path)
+		d.parsed(n, v, path, parseDuration)
 	case v.Type() == sizeType:
-		d.size(n, v, path)
+		d.parsed(n, v, path, parseSize)
 	case v.Kind() == reflect.Struct:
 		d.mapping(n, v, path)
 	case v.Kind() == reflect.Slice:
@@ -82,32 +82,28 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 	}
 }
 
-// duration decodes a Duration (ParseDuration: Go's syntax, and days).
-func (d *decoder) duration(n *yaml.Node, v reflect.Value, path string) {
-	var err error
-	var t time.Duration
-	if n.Kind == yaml.ScalarNode {
-		t, err = ParseDuration(n.Value)
-	}
-	if n.Kind != yaml.ScalarNode || err != nil {
+// parsed decodes a scalar that parse reads (a duration, a size).
+func (d *decoder) parsed(n *yaml.Node, v reflect.Value, path string, parse func(string) (int64, error)) {
+	if n.Kind != yaml.ScalarNode {
 		d.fail(path, n, "want %s, got %s", want(v.Type()), got(n))
 		return
 	}
-	v.SetInt(int64(t))
+	x, err := parse(n.Value)
+	if err != nil {
+		d.fail(path, n, "want %s, got %s", want(v.Type()), got(n))
+		return
+	}
+	v.SetInt(x)
 }
 
-// size decodes a Size (ParseSize).
-func (d *decoder) size(n *yaml.Node, v reflect.Value, path string) {
-	var err error
-	var s Size
-	if n.Kind == yaml.ScalarNode {
-		s, err = ParseSize(n.Value)
-	}
-	if n.Kind != yaml.ScalarNode || err != nil {
-		d.fail(path, n, "want %s, got %s", want(v.Type()), got(n))
-		return
-	}
-	v.SetInt(int64(s))
+func parseDuration(s string) (int64, error) {
+	t, err := ParseDuration(s)
+	return int64(t), err
+}
+
+func parseSize(s string) (int64, error) {
+	n, err := ParseSize(s)
+	return int64(n), err
 }
 
 // scalarTags are the YAML tags a scalar of each kind accepts: yaml would
