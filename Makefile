@@ -11,7 +11,15 @@ BENCH_GO_BASE ?=
 # benchstat has no tagged release; this is its latest commit (2026-09-08).
 BENCHSTAT ?= $(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 
-.PHONY: run build test fuzz soak bench bench-go vet fmt clean
+# install: where things go (DESTDIR for packaging). The unit goes where
+# systemd looks for local units; its ExecStart is pointed at BINDIR.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+DESTDIR    ?=
+
+.PHONY: run build install test fuzz soak bench bench-go vet fmt clean
 
 ## run: serve on 127.0.0.1:3128 with the cache under the user's cache dir
 run:
@@ -20,6 +28,15 @@ run:
 ## build: the resumeproxy binary in ./bin
 build:
 	$(GO) build -o bin/resumeproxy .
+
+## install: bin/resumeproxy (make build first), the systemd unit, and config.example.yaml in SYSCONFDIR/resumeproxy
+install:
+	@test -x bin/resumeproxy || { echo "make install: no bin/resumeproxy: run make build first (as yourself: sudo may have no go)"; exit 1; }
+	install -D -m 0755 bin/resumeproxy $(DESTDIR)$(BINDIR)/resumeproxy
+	install -d -m 0755 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/resumeproxy
+	sed 's#/usr/local/bin/resumeproxy#$(BINDIR)/resumeproxy#' contrib/resumeproxy.service > $(DESTDIR)$(UNITDIR)/resumeproxy.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/resumeproxy.service
+	install -m 0644 config.example.yaml $(DESTDIR)$(SYSCONFDIR)/resumeproxy/config.example.yaml
 
 ## test: everything CI runs: format, vet, unit and end-to-end tests under -race
 test: vet

@@ -52,8 +52,19 @@ func exitCode(err error) int {
 	return 1
 }
 
+// synopsis is the command line, as --help shows it.
+const synopsis = `Usage: resumeproxy [flags]
+       resumeproxy ca init [--dir DIR] | ca cert [--dir DIR]
+       resumeproxy verify [flags]
+       resumeproxy ls [--partial] [flags] [PATTERN]
+       resumeproxy purge [flags] URL | --prefix PREFIX
+       resumeproxy passwd [--cost N] [USER]
+       resumeproxy version
+Each command explains itself with --help.
+`
+
 // run parses args, serves until SIGINT/SIGTERM, then shuts down cleanly;
-// the subcommands "verify", "ca" and "passwd" do their one job instead.
+// the subcommands do their one job instead.
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
@@ -63,6 +74,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return runCA(args[1:], stdout, stderr)
 		case "passwd":
 			return runPasswd(args[1:], os.Stdin, stdout, stderr)
+		case "ls":
+			return runLs(args[1:], stdout, stderr)
+		case "purge":
+			return runPurge(args[1:], stdout, stderr)
+		case "version":
+			return runVersion(args[1:], stdout, stderr)
+		case "help":
+			_, err := io.WriteString(stdout, synopsis)
+			return err
 		}
 	}
 	cfg, err := parseFlags(args, stderr)
@@ -165,23 +185,37 @@ func parseFlags(args []string, stderr io.Writer) (config.Config, error) {
 	return cfg, err
 }
 
-func parseServeFlags(args []string, stderr io.Writer) (config.Config, error) {
+// serveFlags are the proxy's own flags (verify takes them too).
+type serveFlags struct {
+	config, listen, cacheDir, caCert, caKey, ports *string
+	mitm, resetIndex                               *bool
+}
+
+// newServeFlagSet defines the proxy's flags; a test checks that the
+// systemd unit's ExecStart uses only these.
+func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs := flag.NewFlagSet("resumeproxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: resumeproxy [flags]\n       resumeproxy ca init [--dir DIR] | ca cert [--dir DIR]\n       resumeproxy verify [flags]\n       resumeproxy passwd [--cost N] [USER]\n\nFlags:\n")
+		fmt.Fprintf(stderr, "%s\nFlags:\n", synopsis)
 		fs.PrintDefaults()
 	}
-	cfgPath := fs.String("config", "", "YAML configuration `file` (see config.example.yaml)")
-	listen := fs.String("listen", "", "address to serve on (default 127.0.0.1:3128)")
-	cacheDir := fs.String("cache-dir", "", "cache `directory` (default: resumeproxy under the user cache dir)")
-	mitm := fs.Bool("mitm", false, "intercept HTTPS with your own CA (see resumeproxy ca init)")
-	caCert := fs.String("ca-cert", "", "CA certificate `PEM` for --mitm (default: the one ca init wrote)")
-	caKey := fs.String("ca-key", "", "CA private key `PEM` for --mitm (default: the one ca init wrote)")
-	ports := fs.String("connect-ports", "", "comma-separated `ports` a CONNECT may reach (default 443)")
-	resetIndex := fs.Bool("reset-index", false, "if the cache index is damaged, move it aside (to index.damaged-TIME in the cache\n"+
-		"directory) and start with an empty cache, removing the body files nothing can vouch for;\n"+
-		"a healthy index is left alone")
+	return fs, &serveFlags{
+		config:   fs.String("config", "", "YAML configuration `file` (see config.example.yaml)"),
+		listen:   fs.String("listen", "", "address to serve on (default 127.0.0.1:3128)"),
+		cacheDir: fs.String("cache-dir", "", "cache `directory` (default: resumeproxy under the user cache dir)"),
+		mitm:     fs.Bool("mitm", false, "intercept HTTPS with your own CA (see resumeproxy ca init)"),
+		caCert:   fs.String("ca-cert", "", "CA certificate `PEM` for --mitm (default: the one ca init wrote)"),
+		caKey:    fs.String("ca-key", "", "CA private key `PEM` for --mitm (default: the one ca init wrote)"),
+		ports:    fs.String("connect-ports", "", "comma-separated `ports` a CONNECT may reach (default 443)"),
+		resetIndex: fs.Bool("reset-index", false, "if the cache index is damaged, move it aside (to index.damaged-TIME in the cache\n"+
+			"directory) and start with an empty cache, removing the body files nothing can vouch for;\n"+
+			"a healthy index is left alone"),
+	}
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (config.Config, error) {
+	fs, f := newServeFlagSet(stderr)
 	if err := fs.Parse(args); err != nil {
 		return config.Config{}, err
 	}
@@ -189,25 +223,25 @@ func parseServeFlags(args []string, stderr io.Writer) (config.Config, error) {
 		return config.Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	cfg := config.Default()
-	if *cfgPath != "" {
+	if *f.config != "" {
 		var err error
-		if cfg, err = config.Load(*cfgPath); err != nil {
+		if cfg, err = config.Load(*f.config); err != nil {
 			return cfg, err
 		}
 	}
-	if *listen != "" {
-		cfg.Listen = *listen
+	if *f.listen != "" {
+		cfg.Listen = *f.listen
 	}
-	if *cacheDir != "" {
-		cfg.CacheDir = *cacheDir
+	if *f.cacheDir != "" {
+		cfg.CacheDir = *f.cacheDir
 	}
-	cfg.MITM.Enabled = cfg.MITM.Enabled || *mitm
-	if *caCert != "" || *caKey != "" {
-		cfg.MITM.CACert, cfg.MITM.CAKey = *caCert, *caKey
+	cfg.MITM.Enabled = cfg.MITM.Enabled || *f.mitm
+	if *f.caCert != "" || *f.caKey != "" {
+		cfg.MITM.CACert, cfg.MITM.CAKey = *f.caCert, *f.caKey
 	}
-	cfg.ResetIndex = *resetIndex
-	if *ports != "" {
-		p, err := config.ParsePorts(*ports)
+	cfg.ResetIndex = *f.resetIndex
+	if *f.ports != "" {
+		p, err := config.ParsePorts(*f.ports)
 		if err != nil {
 			return cfg, fmt.Errorf("--connect-ports: %w", err)
 		}
@@ -246,23 +280,13 @@ func openCache(cfg config.Config, opts cache.Options, reset func(aside string, r
 
 // runVerify checks every stored block against its checksum, drops the bad
 // ones (they are fetched again when next asked for) and prints a report.
-// The proxy must not be running on the same cache directory.
+// The proxy must not be running on the same cache directory (openDirect).
 func runVerify(args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	// The configured limits, not the automatic ones: the store may evict
-	// while open, and must do as the proxy would.
-	store, err := openCache(cfg, cache.Options{
-		MaxSize:       int64(cfg.MaxSize),
-		MaxObjectSize: int64(cfg.MaxObjectSize),
-		PartialTTL:    cfg.PartialTTL,
-		Logger:        log,
-	}, func(aside string, removed int) {
-		fmt.Fprintf(stdout, "the index was damaged: moved aside to %s; %d body files removed; the cache is empty\n", aside, removed)
-	})
+	store, err := openDirect(cfg, stdout, stderr)
 	if err != nil {
 		return err
 	}

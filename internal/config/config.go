@@ -4,10 +4,8 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net"
 	"net/netip"
@@ -55,7 +53,8 @@ type Config struct {
 	// sensibly hold. At least 1. Default 64GiB.
 	MaxObjectSize Size `yaml:"max_object_size"`
 	// PartialTTL is how long an incomplete download is kept without being
-	// requested before it is evicted (checked hourly). Default 168h (7 days).
+	// requested before it is evicted (checked hourly). Durations take days
+	// too (ParseDuration). Default 7d.
 	PartialTTL time.Duration `yaml:"partial_ttl"`
 	// Upstream configures requests to origin servers.
 	Upstream Upstream `yaml:"upstream"`
@@ -202,17 +201,21 @@ func defaultCacheDir() string {
 	return filepath.Join(os.TempDir(), "resumeproxy")
 }
 
-// Load reads path over the defaults; unknown keys are errors.
+// Load reads path over the defaults. Unknown keys and values of the wrong
+// type are errors that name the key's path, what it takes and the line;
+// every one is reported, one per line.
 func Load(path string) (Config, error) {
 	c := Default()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return c, fmt.Errorf("config: %w", err)
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) { // empty file: defaults
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil { // an empty file is an empty document: defaults
 		return c, fmt.Errorf("config: %s: %w", path, err)
+	}
+	if err := decode(&doc, &c); err != nil {
+		return c, fmt.Errorf("config: %s:\n%w", path, err)
 	}
 	if c.CacheDir == "" {
 		c.CacheDir = defaultCacheDir() // documented: empty means the default

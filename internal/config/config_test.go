@@ -189,31 +189,167 @@ func TestLoadEmptyCacheDir(t *testing.T) {
 	}
 }
 
+// TestLoadRejects: every mistake is reported, one line each, as
+// "PATH: WHAT (line N)", after the file's name.
 func TestLoadRejects(t *testing.T) {
 	fixCacheHome(t)
 	for _, c := range []struct {
 		name string
 		body string
-		want string // in the error
+		want string // the error after "config: PATH:\n"
 	}{
-		{"unknown top-level key", "listen_addr: 127.0.0.1:1\n", "field listen_addr not found"},
-		{"unknown nested key", "upstream:\n  retry: 3\n", "line 2: field retry not found"},
-		{"misspelled case", "Listen: 127.0.0.1:1\n", "field Listen not found"},
-		{"unknown key among known ones", "listen: 127.0.0.1:1\nlog_level: debug\ncolor: true\n", "line 3: field color not found"},
-		{"bad size", "checkpoint_interval: 4 parsecs\n", `line 1: invalid size "4 parsecs"`},
-		{"negative size", "checkpoint_interval: -1\n", "invalid size"},
-		{"bad duration", "upstream:\n  retry_window: soon\n", "soon"},
-		{"bad max_size", "max_size: 10 gigs\n", `line 1: invalid size "10 gigs"`},
-		{"days are not a duration unit", "partial_ttl: 7d\n", "7d"},
-		{"bad integer", "upstream:\n  retries: many\n", "many"},
-		{"not a mapping", "- listen\n", "cannot unmarshal"},
-		{"upstream not a mapping", "upstream: 3\n", "cannot unmarshal"},
-		{"bad yaml", "listen: [\n", "line 1"},
+		{"unknown top-level key", "listen_addr: 127.0.0.1:1\n", "listen_addr: unknown key (line 1)"},
+		{"unknown nested key, close to one", "upstream:\n  retrys: 3\n",
+			"upstream.retrys: unknown key (line 2); did you mean upstream.retries?"},
+		{"unknown nested key, far from any", "upstream:\n  colour: 3\n", "upstream.colour: unknown key (line 2)"},
+		{"misspelled case", "Listen: 127.0.0.1:1\n", "Listen: unknown key (line 1); did you mean listen?"},
+		{"unknown key among known ones", "listen: 127.0.0.1:1\nlog_level: debug\ncolor: true\n", "color: unknown key (line 3)"},
+		{"a key twice", "log_level: debug\nlog_level: info\n", "log_level: already set at line 1 (line 2)"},
+		{"word for an integer", "upstream:\n  idle_timeout: 1s\n  retries: eight\n",
+			`upstream.retries: want an integer, got "eight" (line 3)`},
+		{"fraction for an integer", "mitm:\n  leaf_cache: 10.5\n", `mitm.leaf_cache: want an integer, got "10.5" (line 2)`},
+		{"quoted integer", "upstream: {retries: '8'}\n", `upstream.retries: want an integer, got "8" (line 1)`},
+		{"negative size", "checkpoint_interval: -1\n",
+			`checkpoint_interval: want a size (like 4MiB, 512KiB, 1GB or a number of bytes), got "-1" (line 1)`},
+		{"bad size", "\nmax_size: 10 gigs\n",
+			`max_size: want a size (like 4MiB, 512KiB, 1GB or a number of bytes), got "10 gigs" (line 2)`},
+		{"bad duration", "upstream:\n  retry_window: soon\n",
+			`upstream.retry_window: want a duration (like 30s, 10m, 12h or 7d), got "soon" (line 2)`},
+		{"days after hours", "partial_ttl: 12h1d\n",
+			`partial_ttl: want a duration (like 30s, 10m, 12h or 7d), got "12h1d" (line 1)`},
+		{"list for a duration", "partial_ttl: [1d]\n", "partial_ttl: want a duration (like 30s, 10m, 12h or 7d), got a list (line 1)"},
+		{"word for a boolean", "mitm:\n  enabled: sure\n", `mitm.enabled: want true or false, got "sure" (line 2)`},
+		{"word for a number", "quick_abort: {finish_above_percent: most}\n",
+			`quick_abort.finish_above_percent: want a number, got "most" (line 1)`},
+		{"scalar for a list", "mitm:\n  hosts: '*'\n", `mitm.hosts: want a list of strings, got "*" (line 2)`},
+		{"bad list item", "connect_ports: [443,\n  x]\n", `connect_ports[1]: want an integer, got "x" (line 2)`},
+		{"list for a string", "listen: [a]\n", "listen: want a string, got a list (line 1)"},
+		{"not a mapping", "- listen\n", "(top level): want a mapping of keys to values, got a list (line 1)"},
+		{"upstream not a mapping", "upstream: 3\n", `upstream: want a mapping of keys to values, got "3" (line 1)`},
+		{"users not a mapping", "auth:\n  users: [alice]\n", "auth.users: want a mapping of keys to values, got a list (line 2)"},
+		{"long value clipped", "listen: [" + strings.Repeat("x", 100) + "]\nlog_level: " + strings.Repeat("y", 100) + "\nx: 1\n",
+			"listen: want a string, got a list (line 1)\nx: unknown key (line 3)"},
+		{"every mistake", "upstream:\n  retrys: 3\n  retries: eight\npartial_ttl: week\n",
+			"upstream.retrys: unknown key (line 2); did you mean upstream.retries?\n" +
+				`upstream.retries: want an integer, got "eight" (line 3)` + "\n" +
+				`partial_ttl: want a duration (like 30s, 10m, 12h or 7d), got "week" (line 4)`},
 	} {
 		path := writeConfig(t, c.body)
 		_, err := Load(path)
-		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path) {
-			t.Errorf("%s: Load(%q) error = %v, want one naming %s and %q", c.name, c.body, err, path, c.want)
+		if want := "config: " + path + ":\n" + c.want; err == nil || err.Error() != want {
+			t.Errorf("%s: Load(%q) error = %v, want %s", c.name, c.body, err, want)
+		}
+	}
+}
+
+// TestLoadRejectsSyntax: a file that is no YAML gets yaml's error, with
+// the file and the line.
+func TestLoadRejectsSyntax(t *testing.T) {
+	fixCacheHome(t)
+	path := writeConfig(t, "listen: [\n")
+	_, err := Load(path)
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "line") {
+		t.Errorf("Load(%q) error = %v, want one naming %s and the line", "listen: [", err, path)
+	}
+}
+
+// TestLoadClipsValues: an error quotes at most 64 bytes of a bad value.
+func TestLoadClipsValues(t *testing.T) {
+	fixCacheHome(t)
+	path := writeConfig(t, "upstream:\n  retries: "+strings.Repeat("n", 1000)+"\n")
+	_, err := Load(path)
+	want := `upstream.retries: want an integer, got "` + strings.Repeat("n", 64) + `…" (line 2)`
+	if err == nil || !strings.HasSuffix(err.Error(), want) {
+		t.Errorf("Load(retries: 1000 bytes) error = %v, want one ending %s", err, want)
+	}
+}
+
+// TestLoadDays: every duration key takes days.
+func TestLoadDays(t *testing.T) {
+	fixCacheHome(t)
+	got, err := Load(writeConfig(t, "partial_ttl: 7d\nclient_write_timeout: 1d12h\nupstream:\n  retry_window: 0.5d\n"))
+	if err != nil {
+		t.Fatalf("Load(days) error %v", err)
+	}
+	if got.PartialTTL != 7*24*time.Hour || got.ClientWriteTimeout != 36*time.Hour || got.Upstream.RetryWindow != 12*time.Hour {
+		t.Errorf("Load(days) = partial_ttl %v, client_write_timeout %v, upstream.retry_window %v, want 168h, 36h, 12h",
+			got.PartialTTL, got.ClientWriteTimeout, got.Upstream.RetryWindow)
+	}
+}
+
+// TestLoadAnchors: aliases and merge keys read as yaml defines them.
+func TestLoadAnchors(t *testing.T) {
+	fixCacheHome(t)
+	got, err := Load(writeConfig(t, "x-ports: &p [443, 8443]\n"))
+	if err == nil || !strings.Contains(err.Error(), "x-ports: unknown key (line 1)") {
+		t.Errorf("Load(x-ports) error = %v, want x-ports: unknown key", err)
+	}
+	got, err = Load(writeConfig(t, "upstream: &u\n  retries: 3\nquick_abort:\n  max_time: 1m\nconnect_ports: [443]\n"))
+	if err != nil || got.Upstream.Retries != 3 {
+		t.Errorf("Load(anchor) = %+v, %v, want retries 3", got.Upstream, err)
+	}
+	got, err = Load(writeConfig(t, "mitm:\n  hosts: &h ['*.example']\n  bypass: *h\n"))
+	if err != nil || !reflect.DeepEqual(got.MITM.Bypass, []string{"*.example"}) {
+		t.Errorf("Load(alias) = %+v, %v, want bypass [*.example]", got.MITM, err)
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	const day = 24 * time.Hour
+	for _, c := range []struct {
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"0", 0, false},
+		{"250ms", 250 * time.Millisecond, false},
+		{"1h30m", 90 * time.Minute, false},
+		{"7d", 7 * day, false},
+		{"1d12h", day + 12*time.Hour, false},
+		{"1d12h30m5s", day + 12*time.Hour + 30*time.Minute + 5*time.Second, false},
+		{"0.5d", 12 * time.Hour, false},
+		{"1.5d", 36 * time.Hour, false},
+		{" 7d ", 7 * day, false},
+		{"+2d", 2 * day, false},
+		{"-1d", -day, false}, // Validate refuses it, naming the key
+		{"-1d1h", -day - time.Hour, false},
+		{"106751d", 106751 * day, false},
+		{"106752d", 0, true}, // past the largest Duration
+		{"", 0, true},
+		{"d", 0, true},
+		{".d", 0, true},
+		{"1.2.3d", 0, true},
+		{"7", 0, true}, // Go: a number needs a unit, but 0
+		{"7 d", 0, true},
+		{"7D", 0, true},
+		{"7days", 0, true},
+		{"1dd", 0, true},
+		{"1d-1h", 0, true},
+		{"1h1d", 0, true},
+		{"1d1d", 0, true},
+		{"1e3d", 0, true},
+		{"NaNd", 0, true},
+		{"infd", 0, true},
+		{"0x1d", 0, true},
+		{"week", 0, true},
+	} {
+		got, err := ParseDuration(c.in)
+		if got != c.want || (err != nil) != c.wantErr {
+			t.Errorf("ParseDuration(%q) = %v, %v, want %v, error %v", c.in, got, err, c.want, c.wantErr)
+		}
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"a", "", 1}, {"", "abc", 3}, {"retrys", "retries", 2},
+		{"kitten", "sitting", 3}, {"listen", "listen", 0}, {"lsiten", "listen", 2},
+	} {
+		if got := editDistance(c.a, c.b); got != c.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
 		}
 	}
 }
