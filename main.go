@@ -53,7 +53,8 @@ func exitCode(err error) int {
 }
 
 // run parses args, serves until SIGINT/SIGTERM, then shuts down cleanly;
-// the subcommands "verify", "ca" and "passwd" do their one job instead.
+// the subcommands "verify", "ca", "passwd" and "rules" do their one job
+// instead.
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
@@ -63,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return runCA(args[1:], stdout, stderr)
 		case "passwd":
 			return runPasswd(args[1:], os.Stdin, stdout, stderr)
+		case "rules":
+			return runRules(args[1:], stdout, stderr)
 		}
 	}
 	cfg, err := parseFlags(args, stderr)
@@ -169,7 +172,7 @@ func parseServeFlags(args []string, stderr io.Writer) (config.Config, error) {
 	fs := flag.NewFlagSet("resumeproxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: resumeproxy [flags]\n       resumeproxy ca init [--dir DIR] | ca cert [--dir DIR]\n       resumeproxy verify [flags]\n       resumeproxy passwd [--cost N] [USER]\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: resumeproxy [flags]\n       resumeproxy ca init [--dir DIR] | ca cert [--dir DIR]\n       resumeproxy verify [flags]\n       resumeproxy passwd [--cost N] [USER]\n       resumeproxy rules test [--config FILE] URL\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	cfgPath := fs.String("config", "", "YAML configuration `file` (see config.example.yaml)")
