@@ -182,7 +182,10 @@ func checkTemplate(tmpl string, re *regexp.Regexp) error {
 		}
 		var name string
 		if r, ok := strings.CutPrefix(rest, "{"); ok {
-			name, rest, _ = strings.Cut(r, "}")
+			var closed bool
+			if name, rest, closed = strings.Cut(r, "}"); !closed {
+				return fmt.Errorf("%q: a '${' without its '}'", tmpl)
+			}
 		} else {
 			n := strings.IndexFunc(rest, func(c rune) bool { return !isNameChar(c) })
 			if n < 0 {

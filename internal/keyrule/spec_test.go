@@ -74,6 +74,7 @@ func TestNewErrors(t *testing.T) {
 		{Spec{Name: "r", Path: "/(x)", Key: "$1x"}, "rules[1].key: "},
 		{Spec{Name: "r", Path: "/(x)", Key: "a$"}, "rules[1].key: "},
 		{Spec{Name: "r", Path: "/(x)", Key: "${nope}"}, "rules[1].key: "},
+		{Spec{Name: "r", Path: "/(x)", Key: "${1"}, "rules[1].key: "},
 		{Spec{Name: "r", Path: "/(x)", Key: "k", Digest: "sha256:$1"}, "rules[1].key: "},
 		{Spec{Name: "r", Path: "/(x)", Digest: "md5:$1"}, "rules[1].digest: "},
 		{Spec{Name: "r", Path: "/(x)", Digest: "sha256:$3"}, "rules[1].digest: "},
