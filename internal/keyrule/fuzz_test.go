@@ -4,9 +4,13 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/resumeproxy/resumeproxy/proxy/policy"
 )
 
-// FuzzKey checks that Key never panics, and that two URLs with the same
+// FuzzKey checks that Key never panics, that the built-ins keep
+// policy.CacheKey's key unless they strip a signature or name a digest,
+// and that two URLs with the same
 // host, path and signature parameters but different other parameters never
 // share a key: stripping must never merge two resources. The other
 // parameters are the fuzzer's q1 and q2 with "f" before each field, which
@@ -31,7 +35,10 @@ func FuzzKey(f *testing.F) {
 		if err != nil {
 			return
 		}
-		_ = builtins.Key(u)
+		// A built-in that neither strips nor names a digest keeps the URL key.
+		if res := builtins.Key(u); !res.Signed && !strings.HasPrefix(res.Key, DigestPrefix) && res.Key != policy.CacheKey(u) {
+			t.Errorf("Key(%s) = %+v, want policy.CacheKey's key %q", raw, res, policy.CacheKey(u))
+		}
 		_ = rules.Key(u)
 		if q1 == q2 {
 			return
