@@ -59,6 +59,7 @@ const synopsis = `Usage: resumeproxy [flags]
        resumeproxy ls [--partial] [flags] [PATTERN]
        resumeproxy purge [flags] URL | --prefix PREFIX
        resumeproxy passwd [--cost N] [USER]
+       resumeproxy rules test [--config FILE] URL
        resumeproxy version
 Each command explains itself with --help.
 `
@@ -83,6 +84,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		case "help":
 			_, err := io.WriteString(stdout, synopsis)
 			return err
+		case "rules":
+			return runRules(args[1:], stdout, stderr)
 		}
 	}
 	cfg, err := parseFlags(args, stderr)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/resumeproxy/resumeproxy/internal/access"
 	"github.com/resumeproxy/resumeproxy/internal/hostglob"
+	"github.com/resumeproxy/resumeproxy/internal/keyrule"
 )
 
 // Config is the whole configuration.
@@ -99,6 +100,14 @@ type Config struct {
 	AllowPrivateUpstreams bool `yaml:"allow_private_upstreams"`
 	// Auth configures proxy credentials.
 	Auth Auth `yaml:"auth"`
+	// Rules are the operator's key rules (keyrule.Spec documents each
+	// field), tried in order before the built-in ones; the first that
+	// matches a URL decides its key alone. Default none.
+	Rules []keyrule.Spec `yaml:"rules"`
+	// BuiltinRules turns built-in key rules (signed URLs, digest paths,
+	// immutable paths) on or off by name; a name left out stays on, an
+	// unknown name is an error. Default: every built-in, true.
+	BuiltinRules map[string]bool `yaml:"builtin_rules"`
 }
 
 // Auth configures the credentials clients send in Proxy-Authorization
@@ -191,7 +200,24 @@ func Default() Config {
 		Auth:               Auth{Users: map[string]string{}},
 		FillAhead:          64 << 20,
 		ClientWriteTimeout: time.Minute,
+		Rules:              []keyrule.Spec{},
+		BuiltinRules:       defaultBuiltinRules(),
 	}
+}
+
+// defaultBuiltinRules turns every built-in key rule on.
+func defaultBuiltinRules() map[string]bool {
+	m := make(map[string]bool)
+	for _, b := range keyrule.Builtins() {
+		m[b.Name] = true
+	}
+	return m
+}
+
+// KeyRules compiles Rules and BuiltinRules; its errors name the key at
+// fault, as Validate's do.
+func (c Config) KeyRules() (*keyrule.Rules, error) {
+	return keyrule.New(c.Rules, c.BuiltinRules)
 }
 
 func defaultCacheDir() string {
@@ -277,6 +303,9 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.validateConnect()...)
 	errs = append(errs, c.validateAccess()...)
+	if _, err := c.KeyRules(); err != nil {
+		errs = append(errs, err) // one line per mistake, each naming its key
+	}
 	return errors.Join(errs...)
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/resumeproxy/resumeproxy/internal/keyrule"
 )
 
 // writeConfig writes body to a config file in a fresh directory.
@@ -56,6 +58,11 @@ func TestDefault(t *testing.T) {
 		Auth:               Auth{Users: map[string]string{}},
 		FillAhead:          64 << 20,
 		ClientWriteTimeout: time.Minute,
+		Rules:              []keyrule.Spec{},
+		BuiltinRules:       map[string]bool{},
+	}
+	for _, b := range keyrule.Builtins() {
+		want.BuiltinRules[b.Name] = true
 	}
 	got := Default()
 	if !reflect.DeepEqual(got, want) {
@@ -520,6 +527,12 @@ func TestValidate(t *testing.T) {
 		{"allow", func(c *Config) { c.Allow = []string{"lan"} }},
 		{"auth.users", func(c *Config) { c.Auth.Users = map[string]string{"a:b": testHash} }},
 		{"auth.users.alice", func(c *Config) { c.Auth.Users = map[string]string{"alice": "wonderland"} }},
+		{"", func(c *Config) { c.BuiltinRules["s3-signature"] = false }},
+		{"", func(c *Config) { c.BuiltinRules = nil }},
+		{"", func(c *Config) { c.Rules = []keyrule.Spec{{Name: "a", Path: "/x/(.*)", Key: "x/$1"}} }},
+		{"builtin_rules.s4-signature", func(c *Config) { c.BuiltinRules["s4-signature"] = false }},
+		{"rules[1].path", func(c *Config) { c.Rules = []keyrule.Spec{{Name: "a"}, {Name: "b", Path: "(["}} }},
+		{"rules[0].name", func(c *Config) { c.Rules = []keyrule.Spec{{Path: "/x"}} }},
 	} {
 		cfg := Default()
 		c.mutate(&cfg)
@@ -561,5 +574,41 @@ func TestValidateAllInvalid(t *testing.T) {
 		if !found {
 			t.Errorf("Validate(%+v) = %q, want a line naming %s", cfg, lines, key)
 		}
+	}
+}
+
+// TestLoadKeyRules: rules and builtin_rules from YAML; a built-in left out
+// stays on, and a misspelt key inside a rule is refused.
+func TestLoadKeyRules(t *testing.T) {
+	fixCacheHome(t)
+	got, err := Load(writeConfig(t, `
+builtin_rules:
+  s3-signature: false
+rules:
+  - name: blobs
+    hosts: ["*.cas.test"]
+    path: '/cas/([0-9a-f]{64})'
+    digest: 'sha256:$1'
+  - name: exempt
+    hosts: [mutable.test]
+`))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	want := []keyrule.Spec{
+		{Name: "blobs", Hosts: []string{"*.cas.test"}, Path: "/cas/([0-9a-f]{64})", Digest: "sha256:$1"},
+		{Name: "exempt", Hosts: []string{"mutable.test"}},
+	}
+	if !reflect.DeepEqual(got.Rules, want) {
+		t.Errorf("Rules = %+v, want %+v", got.Rules, want)
+	}
+	if on, set := got.BuiltinRules["s3-signature"]; on || !set {
+		t.Errorf("builtin_rules.s3-signature = %v (set %v), want false", on, set)
+	}
+	if err := got.Validate(); err != nil {
+		t.Errorf("Validate() = %v, want nil", err)
+	}
+	if _, err := Load(writeConfig(t, "rules:\n  - name: a\n    pathx: /x\n")); err == nil || !strings.Contains(err.Error(), "pathx") {
+		t.Errorf("Load(rule with pathx) error = %v, want one naming pathx", err)
 	}
 }

@@ -3,7 +3,11 @@
 // RFC 9110 conditionals and single byte ranges, faults injected at byte
 // offsets (dropped connections, stalls, failures, lying Content-Range, a
 // file replaced mid-download) and exact accounting of the body bytes sent,
-// so a test can prove that a resume fetched only what was missing.
+// so a test can prove that a resume fetched only what was missing. It also
+// serves what real download hosts do (registry.go, signed.go, oci.go):
+// PyPI, npm and Go module registries, release assets behind a redirect to
+// an expiring signed URL, an OCI registry with bearer tokens and a signed
+// blob store, and a Debian pool file without validators.
 //
 // Lock order: Origin.mu is the only lock. It is never held while writing to
 // a client.
@@ -11,6 +15,7 @@ package testorigin
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -19,6 +24,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Origin is an HTTP/1.1 server on 127.0.0.1, plain (New) or behind TLS
@@ -43,6 +49,9 @@ type Origin struct {
 	ca *x509.Certificate
 	// done is closed when the origin shuts down; it releases stalled responses.
 	done chan struct{}
+	// signKey is the HMAC key of the origin's signed URLs and tokens
+	// (signed.go); random per origin, never changed after start.
+	signKey []byte
 
 	// mu guards the fields below it.
 	mu        sync.Mutex
@@ -53,11 +62,16 @@ type Origin struct {
 	stallEnded chan<- struct{}
 	// reg is what the package indexes list (registry.go).
 	reg registries
+	// now is the clock of signed URLs (SetClock); nil means time.Now.
+	now func() time.Time
+	// signed counts SignedPath calls, so that no two credentials are alike.
+	signed int
 }
 
 // pathState is everything the origin knows about one path. Guarded by Origin.mu.
 type pathState struct {
 	res        *Resource // nil until Set: requests get 404
+	guard      guard     // answers first when set (signed.go); nil: none
 	failures   []int     // FailNext statuses, one per request
 	bodyFaults []bodyFault
 	lies       []int64 // LieContentRange shifts, one per 206
@@ -88,7 +102,8 @@ func New(tb testing.TB) *Origin {
 // start starts an origin on 127.0.0.1:0, behind TLS when cfg is non-nil.
 func start(tb testing.TB, cfg *tls.Config) *Origin {
 	tb.Helper()
-	o := &Origin{tb: tb, done: make(chan struct{}), paths: make(map[string]*pathState), reg: newRegistries()}
+	o := &Origin{tb: tb, done: make(chan struct{}), paths: make(map[string]*pathState), reg: newRegistries(), signKey: make([]byte, 32)}
+	_, _ = rand.Read(o.signKey) // crypto/rand.Read never fails (Go 1.24)
 	// Our own listener, because httptest falls back to [::1] and the
 	// origin must be reachable at 127.0.0.1 only.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -245,21 +260,22 @@ func (o *Origin) resourceLocked(path string) Resource {
 }
 
 // arrive records a request for path and returns what it will get: an
-// injected failure status (0 for none) or the resource (nil for 404).
-func (o *Origin) arrive(path string, r *http.Request) (fail int, res *Resource) {
+// injected failure status (0 for none), else the path's guard (nil for
+// none) and the resource (nil for 404).
+func (o *Origin) arrive(path string, r *http.Request) (fail int, g guard, res *Resource) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	p := o.pathLocked(path)
 	p.requests = append(p.requests, Request{Method: r.Method, Header: r.Header.Clone()})
 	if len(p.failures) > 0 {
 		fail, p.failures = p.failures[0], p.failures[1:]
-		return fail, nil
+		return fail, nil, nil
 	}
 	if p.res == nil {
-		return 0, nil
+		return 0, p.guard, nil
 	}
 	c := o.resourceLocked(path)
-	return 0, &c
+	return 0, p.guard, &c
 }
 
 // count adds n body bytes for path (n may be negative, to correct a count

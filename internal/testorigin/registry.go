@@ -433,3 +433,30 @@ func goInfo(version string) []byte {
 	}{version, archiveTime()})
 	return mustBuild(append(b, '\n'), err)
 }
+
+// --- Debian ---
+
+// DebianPoolPath returns the pool path of a binary package as a Debian
+// mirror lays it out: /debian/pool/main/<first letter>/<name>/<name>_<version>_amd64.deb
+// ("lib" names take four letters, as Debian's pool does).
+func DebianPoolPath(name, version string) string {
+	dir := name[:min(1, len(name))]
+	if strings.HasPrefix(name, "lib") && len(name) > 3 {
+		dir = name[:4]
+	}
+	return "/debian/pool/main/" + dir + "/" + name + "/" + name + "_" + version + "_amd64.deb"
+}
+
+// AddDebianPool serves size bytes of the deterministic stream (version 0)
+// at DebianPoolPath(name, version) as a plain mirror does: no ETag, no
+// Last-Modified, no Cache-Control, yet byte ranges. Nothing can validate
+// it, so a client that resumes must check the bytes themselves. SetVersion
+// replaces its content (other bytes, still no validators), and
+// ChangeVersionAt does so mid-download: a mirror whose file changed under
+// the same name.
+func (o *Origin) AddDebianPool(name, version string, size int64) (path string) {
+	path = DebianPoolPath(name, version)
+	o.Set(path, Resource{Size: size, Validators: NoValidator,
+		Header: http.Header{"Content-Type": {"application/vnd.debian.binary-package"}}})
+	return path
+}

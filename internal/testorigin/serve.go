@@ -9,16 +9,19 @@ import (
 )
 
 // serve is the origin's handler. It reads top to bottom: record, inject a
-// failure, find the resource, decide by RFC 9110 §13.2.2, answer.
+// failure, let the path's guard answer, find the resource, decide by RFC
+// 9110 §13.2.2, answer.
 func (o *Origin) serve(w http.ResponseWriter, r *http.Request) {
 	// RFC 9110 §6.6.1: an origin with a clock sends Date. Set it here so
 	// every response, including failures, carries the real time.
 	w.Header().Set("Date", time.Now().UTC().Format(http.TimeFormat))
-	fail, res := o.arrive(r.URL.Path, r)
+	fail, guard, res := o.arrive(r.URL.Path, r)
 	switch {
 	case fail != 0:
 		writeShort(w, r, fail, "testorigin: injected failure\n")
 		return
+	case guard != nil && guard(w, r):
+		return // a redirect, a token, or a refusal
 	case res == nil:
 		writeShort(w, r, http.StatusNotFound, "testorigin: no resource\n")
 		return
