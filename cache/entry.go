@@ -70,10 +70,21 @@ type Entry struct {
 
 	// sums follows the blocks being written, for their checksums.
 	sums runningSums
+	// digest hashes a body named by a digest (Meta.Digest) that is not
+	// checked yet; nil otherwise. Set at creation.
+	digest *digester
 }
 
 func newEntry(s *Store, m Meta, f File) *Entry {
+	var d *digester
+	if m.Digest != "" && !m.DigestOK {
+		var err error
+		if d, err = newDigester(m.Digest); err != nil {
+			s.log.Warn("cache: a digest that cannot be checked is ignored", "key", logKey(m.Key), "err", err)
+		}
+	}
 	return &Entry{
+		digest:  d,
 		store:   s,
 		key:     m.Key,
 		id:      m.ID,
@@ -243,8 +254,12 @@ func (e *Entry) WriteAt(p []byte, off int64) (int, error) {
 	}
 	n, err := e.file.WriteAt(p, off)
 	e.sums.add(p[:n], off) // before the bytes count as written, so a checkpoint finds their sum
+	if e.digest != nil {
+		e.digest.wrote(p[:n], off)
+	}
 	e.mu.Lock()
 	e.meta.Ranges.Insert(rangeutil.Range{Start: off, End: off + int64(n)})
+	complete := e.digest != nil && e.meta.Complete()
 	e.sinceCheckpoint += int64(n)
 	sinceCheckpoint := e.sinceCheckpoint
 	e.sinceSync += int64(n)
@@ -259,6 +274,13 @@ func (e *Entry) WriteAt(p []byte, off int64) (int, error) {
 	}
 	if err != nil {
 		return n, e.store.storageFailed(fmt.Sprintf("write %s at %d", logKey(e.key), off), err)
+	}
+	if complete {
+		// The last bytes of a body named by a digest: check it before a
+		// reader may serve its last byte (DigestChecked).
+		if err := e.checkDigest(); err != nil {
+			return n, err
+		}
 	}
 	if sinceCheckpoint >= every {
 		e.checkpointAsync()

@@ -57,6 +57,20 @@ type Meta struct {
 	// and at Close, so a crash may lose a minute of them.
 	// Zero in records written before the field existed: Created stands in.
 	Accessed time.Time `json:"accessed"`
+	// Digest names the body's content, "sha256:<hex>" or "sha512:<hex>";
+	// "" for none. Such a body is hashed as it is written and checked once
+	// complete (Entry.DigestChecked); one that does not match is dropped.
+	Digest string `json:"digest,omitempty"`
+	// DigestOK is set once the complete body matched Digest.
+	DigestOK bool `json:"digest_ok,omitempty"`
+	// Immutable and Guarded are the caller's flags for this version, kept
+	// with it: the proxy sets Immutable for a resource that never changes
+	// (storable and resumable without validators, never revalidated) and
+	// Guarded for one stored for a request with a signature or
+	// credentials (each client must be accepted upstream before it gets
+	// these bytes).
+	Immutable bool `json:"immutable,omitempty"`
+	Guarded   bool `json:"guarded,omitempty"`
 }
 
 // MaxHeaderBytes bounds the headers a version stores: its response fields
