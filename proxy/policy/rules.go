@@ -75,6 +75,22 @@ func RequestUsesCache(r *http.Request) bool {
 // (RFC 9111 §3), and is worth storing: 200 or 206, with a known length, and
 // something to decide freshness or to revalidate with.
 func Storable(req *http.Request, resp *http.Response) bool {
+	if !mayStore(req, resp) {
+		return false
+	}
+	_, hasLifetime := freshnessLifetime(resp.Header)
+	return hasLifetime || ValidatorOf(resp.Header).CanRevalidate()
+}
+
+// StorableImmutable is Storable for a resource a key rule names immutable
+// (it never changes): it needs nothing to decide freshness or revalidate
+// with, as it is always fresh, but every other rule holds.
+func StorableImmutable(req *http.Request, resp *http.Response) bool {
+	return mayStore(req, resp)
+}
+
+// mayStore is Storable without the question of freshness.
+func mayStore(req *http.Request, resp *http.Response) bool {
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
 		return false
 	}
@@ -97,8 +113,7 @@ func Storable(req *http.Request, resp *http.Response) bool {
 		// knows what the body holds: never store it as the complete file.
 		return false
 	}
-	_, hasLifetime := freshnessLifetime(resp.Header)
-	return hasLifetime || ValidatorOf(resp.Header).CanRevalidate()
+	return true
 }
 
 func hasVaryStar(h http.Header) bool {
@@ -172,6 +187,9 @@ type Validator struct {
 	// ("" when absent): representation metadata (RFC 9110 §8.3, §8.4),
 	// which the bytes of a range are bytes of.
 	encoding, ctype string
+	// immutable is set for a resource a key rule says never changes
+	// (Immutable).
+	immutable bool
 }
 
 func ValidatorOf(h http.Header) Validator {
@@ -224,9 +242,28 @@ func (v Validator) strongDate() bool {
 // no entity tag at all, weak ones included.
 func (v Validator) DateOnly() bool { return v.etag == "" && v.strongDate() }
 
+// Immutable returns v for a resource a key rule says never changes (a
+// package pool file, a blob named by digest): it is resumable without a
+// validator, and what tells two versions apart is the total length and
+// an overlap of bytes compared before splicing (NeedsOverlap), or any
+// validators that both sides state.
+func (v Validator) Immutable() Validator {
+	v.immutable = true
+	return v
+}
+
 // Resumable reports whether bytes of this version may be spliced with bytes
-// fetched later: only under a strong validator (DESIGN invariant 1).
-func (v Validator) Resumable() bool { return v.strongETag() != "" || v.DateOnly() }
+// fetched later: only under a strong validator (DESIGN invariant 1), or
+// for an immutable resource (Immutable).
+func (v Validator) Resumable() bool {
+	return v.strongETag() != "" || v.DateOnly() || v.immutable
+}
+
+// NeedsOverlap reports whether a resume must fetch some stored bytes again
+// and compare them before splicing: a date (which cannot see a change
+// within its second) or no validator at all (immutable) identifies the
+// version less well than the bytes.
+func (v Validator) NeedsOverlap() bool { return v.Resumable() && v.strongETag() == "" }
 
 // SameVersion reports whether a response's validators identify the same
 // version as v, by strong comparison (RFC 9110 §8.8.3.2), and its
@@ -238,7 +275,21 @@ func (v Validator) SameVersion(o Validator) bool {
 	if e := v.strongETag(); e != "" {
 		return o.strongETag() == e
 	}
-	return v.DateOnly() && o.lastModified.Equal(v.lastModified) && o.etag == ""
+	if v.DateOnly() {
+		return o.lastModified.Equal(v.lastModified) && o.etag == ""
+	}
+	if !v.immutable {
+		return false
+	}
+	// Immutable, no strong validator of its own: only what both sides
+	// state can differ.
+	switch {
+	case v.etag != "" && o.etag != "" && !weakMatch(v.etag, o.etag):
+		return false
+	case !v.lastModified.IsZero() && !o.lastModified.IsZero() && !v.lastModified.Equal(o.lastModified):
+		return false
+	}
+	return true
 }
 
 // sameMetadata reports whether a response o states no other content
@@ -327,11 +378,14 @@ func (v Validator) IfRange() string {
 // 412 if it changed: used when the client already has our headers (DESIGN
 // invariant 3).
 func (v Validator) SetContinueConditions(h http.Header) {
-	if e := v.strongETag(); e != "" {
-		h.Set("If-Match", e)
-		return
+	switch {
+	case v.strongETag() != "":
+		h.Set("If-Match", v.strongETag())
+	case !v.lastModified.IsZero():
+		h.Set("If-Unmodified-Since", v.lastModified.UTC().Format(http.TimeFormat))
 	}
-	h.Set("If-Unmodified-Since", v.lastModified.UTC().Format(http.TimeFormat))
+	// Immutable without a validator: nothing to ask; the length and the
+	// overlap check the version (NeedsOverlap).
 }
 
 // SetRevalidateConditions asks whether the stored version is still current
