@@ -65,26 +65,28 @@ func (d *digester) wrote(p []byte, off int64) {
 }
 
 // check hashes what is not hashed yet of the size bytes of body and
-// compares. It runs once: later calls return the same outcome, with first
-// false. A body that cannot be read back counts as not matching.
-func (d *digester) check(body io.ReaderAt, size int64) (err error, first bool) {
+// compares. It runs once, and calls outcome with the result before any
+// other caller learns it (they wait on mu): what the first check does
+// about it (drop the version) is done when the others see the error. A
+// body that cannot be read back counts as not matching.
+func (d *digester) check(body io.ReaderAt, size int64, outcome func(error)) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.done {
-		return d.err, false
+		return d.err
 	}
 	d.done = true
 	if d.pos < size {
 		if _, err := io.Copy(d.h, io.NewSectionReader(body, d.pos, size-d.pos)); err != nil {
 			d.err = fmt.Errorf("%w: cannot read it back: %w", ErrDigestMismatch, err)
-			return d.err, true
 		}
 		d.pos = size
 	}
-	if got := hex.EncodeToString(d.h.Sum(nil)); got != d.want {
+	if got := hex.EncodeToString(d.h.Sum(nil)); d.err == nil && got != d.want {
 		d.err = fmt.Errorf("%w: want %s:%s, got %s:%s", ErrDigestMismatch, d.alg, d.want, d.alg, got)
 	}
-	return d.err, true
+	outcome(d.err)
+	return d.err
 }
 
 // DigestChecked tells a reader about to serve a body's last byte whether it
@@ -110,18 +112,15 @@ func (e *Entry) checkDigest() error {
 	e.mu.Lock()
 	d, size := e.digest, e.meta.Size
 	e.mu.Unlock()
-	err, first := d.check(e, size)
-	if !first {
-		return err
-	}
-	if err != nil {
-		e.store.log.Warn("cache: body does not match its digest; dropping it", "key", logKey(e.key), "err", err)
-		e.Drop()
-		return err
-	}
-	e.store.log.Info("cache: body matches its digest", "key", logKey(e.key), "digest", d.alg+":"+d.want)
-	if uerr := e.Update(func(m *Meta) { m.DigestOK = true }); uerr != nil {
-		e.store.log.Error("cache: record a checked digest", "key", logKey(e.key), "err", uerr)
-	}
-	return nil
+	return d.check(e, size, func(err error) {
+		if err != nil {
+			e.store.log.Warn("cache: body does not match its digest; dropping it", "key", logKey(e.key), "err", err)
+			e.Drop()
+			return
+		}
+		e.store.log.Info("cache: body matches its digest", "key", logKey(e.key), "digest", d.alg+":"+d.want)
+		if uerr := e.Update(func(m *Meta) { m.DigestOK = true }); uerr != nil {
+			e.store.log.Error("cache: record a checked digest", "key", logKey(e.key), "err", uerr)
+		}
+	})
 }
