@@ -47,7 +47,7 @@ test: vet
 # FUZZ: every fuzz target, as package:target.
 FUZZ := rangeutil:FuzzParseRange rangeutil:FuzzParseContentRange rangeutil:FuzzSetOps \
 	rangeutil:FuzzSetUnmarshal internal/hostglob:FuzzMatch internal/ca:FuzzLeafName \
-	internal/access:FuzzParseBasic internal/keyrule:FuzzKey
+	internal/access:FuzzParseBasic proxy:FuzzSignatureExpiry internal/keyrule:FuzzKey
 
 ## fuzz: run every fuzz target of the parsers and key functions for FUZZTIME each
 fuzz:

@@ -100,6 +100,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	rules, err := cfg.KeyRules()
+	if err != nil {
+		return usageError{err} // Validate has checked them: a mistake of the config
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: levelOf(cfg.LogLevel)}))
 	store, err := openCache(cfg, cache.Options{
 		CheckpointBytes: int64(cfg.CheckpointInterval),
@@ -127,6 +131,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	p := proxy.New(proxy.Options{
 		Store: store,
+		Rules: rules,
 		Retry: proxy.Retry{
 			Attempts:       cfg.Upstream.Retries,
 			MaxElapsed:     cfg.Upstream.RetryWindow,

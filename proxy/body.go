@@ -153,6 +153,13 @@ func (s *fileSource) await(pos, end int64) (int64, error) {
 				// that is what it was, shows up when it is read.
 				s.p.log.Error("cannot verify a stored block; serving it unchecked", "key", clip(s.e.Key()), "at", pos, "err", clipErr(err))
 			}
+			if pos+n == s.src.size {
+				// The last byte of a body named by a digest goes out
+				// only once the whole body matched it.
+				if err := s.e.DigestChecked(); err != nil {
+					return 0, fmt.Errorf("proxy: byte %d: %w", pos+n-1, err)
+				}
+			}
 			return min(n, end-pos), nil
 		}
 		if waited != nil {
@@ -325,6 +332,9 @@ func (u *upstreamSource) read(ctx context.Context, buf []byte, r rangeutil.Range
 		if u.body == nil {
 			body, err := u.p.resume(ctx, r, u.src, u.have)
 			if err != nil {
+				if refusedSignature(err) && u.p.refreshSource(ctx, &u.src) {
+					continue
+				}
 				if !retryable(err) || !u.budget.wait(ctx) {
 					return 0, fmt.Errorf("proxy: uncached continuation at byte %d: %w", r.Start, err)
 				}

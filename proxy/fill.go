@@ -27,7 +27,7 @@ func (p *Proxy) sourceFor(req *http.Request, m cache.Meta) source {
 	return source{
 		url:    req.URL,
 		header: policy.UpstreamHeader(req.Header, p.opts.Name),
-		v:      policy.ValidatorOf(m.Header),
+		v:      validatorOf(m),
 		size:   m.Size,
 	}
 }
@@ -61,9 +61,11 @@ const maxOverlap = 64 << 10
 // stored bytes that end at pos: a file rewritten within the second its
 // date names still matches If-Range and If-Unmodified-Since, and only its
 // bytes can tell (RFC 9110 §8.8.2.2 lets us call such a date strong, but
-// it cannot see changes within a second).
+// it cannot see changes within a second). So it is for an immutable
+// resource without validators (a mirror's pool file): the bytes are all
+// there is to compare.
 func overlapStart(v policy.Validator, have rangeutil.Set, pos int64) int64 {
-	if !v.DateOnly() {
+	if !v.NeedsOverlap() {
 		return pos
 	}
 	for _, r := range have.Ranges() {
@@ -145,6 +147,10 @@ func (p *Proxy) finishFill(f *cache.Fill, e *cache.Entry, src source, err error)
 		e.Drop()
 	case errors.Is(err, context.Canceled): // the fill's context: its clients left
 		p.log.Info("download abandoned by its clients; keeping partial", "url", clip(src.url.Redacted()), "at", f.Pos())
+	case errors.Is(err, cache.ErrDigestMismatch):
+		// The store logged both digests and dropped the entry; its
+		// readers are cut before the last byte.
+		p.log.Warn("download does not match its digest; its clients are cut", "url", clip(src.url.Redacted()))
 	case errors.Is(err, cache.ErrStorage):
 		// The store logged the cause; the readers fetch the rest directly.
 		p.log.Debug("cannot store download; its clients continue uncached", "url", clip(src.url.Redacted()), "at", f.Pos())
@@ -176,6 +182,9 @@ func (p *Proxy) drive(ctx context.Context, stop *fillStop, f *cache.Fill, e *cac
 			}
 			var err error
 			if body, err = p.resume(ctx, rangeutil.Range{Start: f.Pos(), End: f.End()}, src, e); err != nil {
+				if refusedSignature(err) && p.refreshSource(ctx, &src) {
+					continue // a fresh signature: ask again at once
+				}
 				if ctx.Err() != nil || !retryable(err) {
 					return errors.Join(err, ctx.Err())
 				}

@@ -21,6 +21,7 @@ import (
 	"github.com/resumeproxy/resumeproxy/cache"
 	"github.com/resumeproxy/resumeproxy/internal/access"
 	"github.com/resumeproxy/resumeproxy/internal/ca"
+	"github.com/resumeproxy/resumeproxy/internal/keyrule"
 	"github.com/resumeproxy/resumeproxy/internal/testorigin"
 )
 
@@ -72,7 +73,7 @@ func newHarness(t *testing.T) *harness {
 
 func newHarnessUnstarted(t *testing.T, o *testorigin.Origin) *harness {
 	h := &harness{t: t, origin: o, base: o.URL, dir: t.TempDir(), logs: &logBuffer{}}
-	h.opts = Options{Retry: fastRetry, IdleTimeout: time.Minute, Logger: testLogger(t, h.logs)}
+	h.opts = Options{Retry: fastRetry, IdleTimeout: time.Minute, Logger: testLogger(t, h.logs), Rules: keyrule.Default()}
 	h.spaceLeft.Store(-1)
 	t.Cleanup(h.stop)
 	return h

@@ -34,6 +34,10 @@ const (
 	// stepRevalidate: everything is stored but stale; ask the upstream
 	// whether it is still current (RFC 9111 §4.3).
 	stepRevalidate
+	// stepPermit: everything is stored, but it was fetched with a
+	// signature or credentials: the upstream must accept this client's
+	// own request before it gets a stored byte (issue 10, point 2).
+	stepPermit
 )
 
 // plan decides how to answer req from the stored version m at now, and
@@ -45,7 +49,11 @@ func plan(req *http.Request, m cache.Meta, now time.Time) (step, rangeutil.Range
 	need := policy.ChooseRange(req, m.Size, policy.ValidatorOf(m.Header)).Range
 	switch {
 	case len(m.Ranges.Missing(need)) > 0:
-		return stepRefill, need
+		return stepRefill, need // the refill asks upstream with this client's request
+	case m.Guarded:
+		return stepPermit, need
+	case m.Immutable: // it never changes: always fresh, whatever the client asks
+		return stepHit, need
 	case policy.Fresh(req, m.Header, policy.CurrentAge(m.InitialAge, m.ResponseTime, now)):
 		return stepHit, need
 	default:

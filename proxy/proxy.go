@@ -22,6 +22,7 @@ import (
 
 	"github.com/resumeproxy/resumeproxy/cache"
 	"github.com/resumeproxy/resumeproxy/internal/access"
+	"github.com/resumeproxy/resumeproxy/internal/keyrule"
 	"github.com/resumeproxy/resumeproxy/proxy/policy"
 )
 
@@ -47,6 +48,9 @@ type Retry struct {
 // Options configure a Proxy. Zero values take the defaults documented on
 // each field.
 type Options struct {
+	// Rules say how a request URL is keyed (signature parameters left out,
+	// digests, immutable paths). Nil applies none: a URL is its key.
+	Rules *keyrule.Rules
 	// Store is the cache; required.
 	Store *cache.Store
 	// Transport sends upstream requests. Default NewTransport(). Its
@@ -175,6 +179,10 @@ type Proxy struct {
 	// has a reader or a fill (pace.go).
 	readersMu sync.Mutex
 	readers   map[*cache.Entry]*readers
+
+	// redirects are the redirects remembered for signatures and digests
+	// (redirects.go).
+	redirects redirects
 }
 
 // New returns a Proxy over opts.Store.

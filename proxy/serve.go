@@ -26,7 +26,21 @@ const maxServeAttempts = 4
 
 // serve answers a GET the cache may take part in.
 func (p *Proxy) serve(req *http.Request) *http.Response {
-	key := policy.CacheKey(req.URL)
+	k := p.keyFor(req)
+	req = withKey(req, k)
+	resp := p.serveKeyed(req, k.Key)
+	if k.Rule != "" {
+		resp.Header.Set("X-Cache-Key-Rule", k.Rule)
+	}
+	if isRedirect(resp.StatusCode) {
+		p.noteRedirect(req, resp)
+	}
+	return resp
+}
+
+// serveKeyed answers req from the entry stored under key, starting over
+// when a step lost a race.
+func (p *Proxy) serveKeyed(req *http.Request, key string) *http.Response {
 	for range maxServeAttempts {
 		if resp, err := p.serveOnce(req, key); !errors.Is(err, errRaced) {
 			return resp
@@ -59,6 +73,8 @@ func (p *Proxy) serveOnce(req *http.Request, key string) (*http.Response, error)
 		return p.refill(req, h, need)
 	case stepHit:
 		return p.fromEntry(req, h, xHit), nil
+	case stepPermit:
+		return p.permitThenServe(req, h), nil
 	default:
 		return p.revalidate(req, h), nil
 	}
@@ -129,18 +145,23 @@ func (p *Proxy) refill(req *http.Request, h *cache.Hold, need rangeutil.Range) (
 		p.awaitEnd(req.Context(), e, f)
 		return nil, errRaced
 	case !owner:
+		if e.Meta().Guarded {
+			if refused := p.permit(req); refused != nil {
+				return refused, nil
+			}
+		}
 		if !p.awaitValidation(req.Context(), e, f) {
 			return nil, errRaced
 		}
 		return p.fromEntry(req, h, xc), nil
 	}
-	if !policy.ValidatorOf(e.Meta().Header).Resumable() {
+	if !validatorOf(e.Meta()).Resumable() {
 		// Nobody is filling this entry and its bytes may not be spliced
 		// with new ones (DESIGN invariant 1): start over.
 		f.Finish(errChanged)
 		e.Drop()
 		h.Close()
-		return p.fetchShared(req, policy.CacheKey(req.URL))
+		return p.fetchShared(req, e.Key())
 	}
 	return p.askGap(req, h, f, xc), nil
 }
@@ -165,12 +186,16 @@ type gapAsk struct {
 func (p *Proxy) askGap(req *http.Request, h *cache.Hold, f *cache.Fill, xc string) *http.Response {
 	e := h.Entry()
 	m := e.Meta()
-	v := policy.ValidatorOf(m.Header)
+	v := validatorOf(m)
 	g := gapAsk{f: f, src: p.sourceFor(req, m), want: rangeutil.Range{Start: f.Start(), End: f.End()}}
 	g.ask = rangeutil.Range{Start: overlapStart(v, m.Ranges, g.want.Start), End: g.want.End}
 	hdr := g.src.header.Clone()
 	hdr.Set("Range", rangeutil.HeaderFor(g.ask))
-	hdr.Set("If-Range", v.IfRange())
+	if ir := v.IfRange(); ir != "" {
+		hdr.Set("If-Range", ir)
+	}
+	// Else immutable without a validator: the total length and the
+	// overlap tell a changed file (NeedsOverlap).
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.stop = p.abandonable(f, g.src, g.cancel)
 	var err error
@@ -194,7 +219,7 @@ func (p *Proxy) askGap(req *http.Request, h *cache.Hold, f *cache.Fill, xc strin
 		f.Finish(errChanged)
 		e.Drop()
 		h.Close()
-		out, _ := p.keep(req, policy.CacheKey(req.URL), g.resp, g.reqTime, g.ctx, g.cancel)
+		out, _ := p.keep(req, e.Key(), g.resp, g.reqTime, g.ctx, g.cancel)
 		return out
 	case refillGone, refillPassOn:
 		f.Finish(&statusError{g.resp.StatusCode})
@@ -233,12 +258,27 @@ func (p *Proxy) splice(h *cache.Hold, g gapAsk) error {
 	return nil
 }
 
+// permitThenServe serves the guarded version h holds to req once the
+// upstream accepted req itself: by a revalidation when the version has
+// validators (a 304 serves it, a 200 replaces it), else by a request for
+// its first byte (permit). It costs one round trip per hit.
+func (p *Proxy) permitThenServe(req *http.Request, h *cache.Hold) *http.Response {
+	if validatorOf(h.Entry().Meta()).CanRevalidate() {
+		return p.revalidate(req, h)
+	}
+	if refused := p.permit(req); refused != nil {
+		return refused
+	}
+	return p.fromEntry(req, h, xHit)
+}
+
 // dropAndFetch drops the version h holds, which cannot answer req, and
 // fetches req as if nothing were stored.
 func (p *Proxy) dropAndFetch(req *http.Request, h *cache.Hold) *http.Response {
-	h.Entry().Drop()
+	e := h.Entry()
+	e.Drop()
 	h.Close()
-	return p.fetchNew(req, policy.CacheKey(req.URL))
+	return p.fetchNew(req, e.Key())
 }
 
 // awaitValidation waits until another request's fill has been validated by
@@ -281,7 +321,7 @@ func (p *Proxy) awaitEnd(ctx context.Context, e *cache.Entry, f *cache.Fill) {
 func (p *Proxy) revalidate(req *http.Request, h *cache.Hold) *http.Response {
 	e := h.Entry()
 	m := e.Meta()
-	v := policy.ValidatorOf(m.Header)
+	v := validatorOf(m)
 	if !v.CanRevalidate() {
 		return p.dropAndFetch(req, h)
 	}
@@ -304,14 +344,14 @@ func (p *Proxy) revalidate(req *http.Request, h *cache.Hold) *http.Response {
 			// served on its word: fetch the current one in full.
 			p.log.Warn("upstream 304 names another version; fetching it in full", "url", clip(src.url.Redacted()), "etag", clip(resp.Header.Get("ETag")), "stored", clip(v.ETag()))
 			h.Close()
-			return p.fetchNew(req, policy.CacheKey(req.URL))
+			return p.fetchNew(req, e.Key())
 		}
 		p.refreshHeaders(e, resp.Header, reqTime)
 		return p.fromEntry(req, h, xHit)
 	case http.StatusOK:
 		e.Drop()
 		h.Close()
-		out, _ := p.keep(req, policy.CacheKey(req.URL), resp, reqTime, ctx, cancel)
+		out, _ := p.keep(req, e.Key(), resp, reqTime, ctx, cancel)
 		return out
 	default:
 		return p.relay(req, resp, cancel)
@@ -386,7 +426,7 @@ func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime
 		cancel()
 		return errorResponse(req, http.StatusBadGateway, err.Error()), false
 	}
-	if size < 0 || !policy.Storable(req, resp) {
+	if size < 0 || !storable(req, resp) {
 		return p.relay(req, resp, cancel), false
 	}
 	stored := policy.StoredHeader(resp.Header)
@@ -405,6 +445,7 @@ func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime
 		ResponseTime:  now,
 		InitialAge:    policy.InitialAge(resp.Header, reqTime, now),
 	}
+	storedFlags(req, &m)
 	e, f, err := p.store.CreateFill(key, m, body)
 	if errors.Is(err, cache.ErrTooLarge) {
 		p.log.Info("response too large to store; relaying uncached", "host", req.URL.Host, "reason", err)
