@@ -449,7 +449,8 @@ func DebianPoolPath(name, version string) string {
 
 // AddDebianPool serves size bytes of the deterministic stream (version 0)
 // at DebianPoolPath(name, version) as a plain mirror does: no ETag, no
-// Last-Modified, no Cache-Control, yet byte ranges. Nothing can validate
+// Last-Modified, no Cache-Control, yet byte ranges, answered as
+// application/octet-stream (the mirror network does that). Nothing can validate
 // it, so a client that resumes must check the bytes themselves. SetVersion
 // replaces its content (other bytes, still no validators), and
 // ChangeVersionAt does so mid-download: a mirror whose file changed under
@@ -457,6 +458,7 @@ func DebianPoolPath(name, version string) string {
 func (o *Origin) AddDebianPool(name, version string, size int64) (path string) {
 	path = DebianPoolPath(name, version)
 	o.Set(path, Resource{Size: size, Validators: NoValidator,
-		Header: http.Header{"Content-Type": {"application/vnd.debian.binary-package"}}})
+		Header:             http.Header{"Content-Type": {"application/vnd.debian.binary-package"}},
+		PartialContentType: "application/octet-stream"})
 	return path
 }

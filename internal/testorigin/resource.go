@@ -59,6 +59,10 @@ type Resource struct {
 	// ...), set on every response for the resource after the origin's own,
 	// so they override them. Default Content-Type: application/octet-stream.
 	Header http.Header
+	// PartialContentType, when set, is the Content-Type of 206 answers
+	// instead of the resource's own, as Debian's mirror network answers
+	// ranges of a .deb as application/octet-stream.
+	PartialContentType string
 	// Chunked omits Content-Length, so bodies go out chunked and a client
 	// can only tell a cut body by the missing last chunk.
 	Chunked bool

@@ -78,6 +78,9 @@ func (o *Origin) serveContent(w http.ResponseWriter, r *http.Request, res Resour
 		defer close(fault.done)
 	}
 	if p.status == http.StatusPartialContent {
+		if res.PartialContentType != "" {
+			h.Set("Content-Type", res.PartialContentType)
+		}
 		h.Set("Content-Range", p.rng.contentRange(res.Size, shift))
 		p.status, res = o.liePartial(r.URL.Path, h, res)
 	}

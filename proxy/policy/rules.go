@@ -269,6 +269,12 @@ func (v Validator) NeedsOverlap() bool { return v.Resumable() && v.strongETag() 
 // version as v, by strong comparison (RFC 9110 §8.8.3.2), and its
 // representation metadata does not say otherwise (sameMetadata).
 func (v Validator) SameVersion(o Validator) bool {
+	if v.immutable && codings(o.encoding) == codings(v.encoding) {
+		// The media type of bytes that never change is a label: a mirror
+		// answering ranges as application/octet-stream (as Debian's does)
+		// sends the same bytes. Only a content coding changes them.
+		o.ctype = ""
+	}
 	if !v.sameMetadata(o) {
 		return false
 	}
