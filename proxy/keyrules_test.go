@@ -155,6 +155,13 @@ func TestDigestSharedAcrossReposAndHosts(t *testing.T) {
 	if n := h.origin.PathBodyBytes(store); n != int64(len(data)) {
 		t.Errorf("blob store sent %d body bytes for three pulls, want %d (once)", n, len(data))
 	}
+	forged := h.get(h.base+pathA, "Authorization: Bearer forged")
+	if forged.status != http.StatusUnauthorized || forged.sum == sha256Hex(data) {
+		t.Errorf("forged token: status %d, sha %s; want the registry's 401, not the blob", forged.status, forged.sum)
+	}
+	if anon := h.get(h.base + pathA); anon.status != http.StatusUnauthorized {
+		t.Errorf("no token: status %d; want the registry's 401 (the blob came through a signed URL)", anon.status)
+	}
 	if e, err := h.store.Get(keyrule.DigestPrefix + digest); err != nil || e == nil {
 		t.Errorf("no entry under %s: %v", keyrule.DigestPrefix+digest, err)
 	} else {

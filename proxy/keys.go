@@ -91,6 +91,12 @@ func storedFlags(req *http.Request, m *cache.Meta) {
 	m.Guarded = k.Signed || !k.Digest.IsZero() && req.Header.Get("Authorization") != ""
 }
 
+// vouched reports whether req carries a signature or credentials, which
+// only the upstream can judge.
+func vouched(req *http.Request) bool {
+	return keyOf(req).Signed || req.Header.Get("Authorization") != ""
+}
+
 // validatorOf is the validator of a stored version, immutable when its
 // key said so.
 func validatorOf(m cache.Meta) policy.Validator {

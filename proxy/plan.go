@@ -41,8 +41,11 @@ const (
 )
 
 // plan decides how to answer req from the stored version m at now, and
-// which bytes of it the request needs.
-func plan(req *http.Request, m cache.Meta, now time.Time) (step, rangeutil.Range) {
+// which bytes of it the request needs. vouched is set when req carries a
+// signature or credentials: for content named by a digest, those are for
+// the upstream to judge before the client gets stored bytes (a forged
+// token gets the upstream's refusal, not the blob).
+func plan(req *http.Request, m cache.Meta, now time.Time, vouched bool) (step, rangeutil.Range) {
 	if !policy.VariantMatches(m.Header, m.RequestHeader, req.Header) {
 		return stepOtherVariant, rangeutil.Range{}
 	}
@@ -50,7 +53,7 @@ func plan(req *http.Request, m cache.Meta, now time.Time) (step, rangeutil.Range
 	switch {
 	case len(m.Ranges.Missing(need)) > 0:
 		return stepRefill, need // the refill asks upstream with this client's request
-	case m.Guarded:
+	case m.Guarded, vouched && m.Digest != "":
 		return stepPermit, need
 	case m.Immutable: // it never changes: always fresh, whatever the client asks
 		return stepHit, need

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,21 +36,35 @@ func TestPlan(t *testing.T) {
 			RequestTime:   now.Add(-10 * time.Second),
 		}
 	}
+	guarded := stored("max-age=60", whole)
+	guarded.Guarded = true
+	digest := stored("max-age=60", whole)
+	digest.Digest, digest.Immutable = "sha256:"+strings.Repeat("ab", 32), true
+	guardedHalf := stored("max-age=60", half)
+	guardedHalf.Guarded = true
+	immutable := stored("", whole)
+	immutable.Immutable = true
 	cases := []struct {
-		name   string
-		m      cache.Meta
-		header http.Header
-		want   step
-		need   rangeutil.Range
+		name    string
+		m       cache.Meta
+		header  http.Header
+		vouched bool
+		want    step
+		need    rangeutil.Range
 	}{
-		{"fresh and complete", stored("max-age=60", whole), nil, stepHit, whole},
-		{"stale and complete", stored("max-age=5", whole), nil, stepRevalidate, whole},
-		{"no-cache is never fresh", stored("no-cache", whole), nil, stepRevalidate, whole},
-		{"half stored", stored("max-age=60", half), nil, stepRefill, whole},
-		{"half stored, stale", stored("max-age=5", half), nil, stepRefill, whole},
-		{"the stored half asked for", stored("max-age=60", half), http.Header{"Range": {"bytes=0-99"}}, stepHit, rangeutil.Range{Start: 0, End: 100}},
-		{"the missing half asked for", stored("max-age=60", half), http.Header{"Range": {"bytes=900-"}}, stepRefill, rangeutil.Range{Start: 900, End: size}},
-		{"another variant", stored("max-age=60", whole), http.Header{"Accept-Encoding": {"br"}}, stepOtherVariant, rangeutil.Range{}},
+		{"fresh and complete", stored("max-age=60", whole), nil, false, stepHit, whole},
+		{"stale and complete", stored("max-age=5", whole), nil, false, stepRevalidate, whole},
+		{"no-cache is never fresh", stored("no-cache", whole), nil, false, stepRevalidate, whole},
+		{"half stored", stored("max-age=60", half), nil, false, stepRefill, whole},
+		{"half stored, stale", stored("max-age=5", half), nil, false, stepRefill, whole},
+		{"the stored half asked for", stored("max-age=60", half), http.Header{"Range": {"bytes=0-99"}}, false, stepHit, rangeutil.Range{Start: 0, End: 100}},
+		{"the missing half asked for", stored("max-age=60", half), http.Header{"Range": {"bytes=900-"}}, false, stepRefill, rangeutil.Range{Start: 900, End: size}},
+		{"another variant", stored("max-age=60", whole), http.Header{"Accept-Encoding": {"br"}}, false, stepOtherVariant, rangeutil.Range{}},
+		{"guarded: the client must be accepted", guarded, nil, false, stepPermit, whole},
+		{"guarded and missing bytes: the refill asks", guardedHalf, nil, false, stepRefill, whole},
+		{"a digest for an anonymous client", digest, nil, false, stepHit, whole},
+		{"a digest for a client with credentials", digest, nil, true, stepPermit, whole},
+		{"immutable without freshness: a hit", immutable, http.Header{"Cache-Control": {"max-age=0"}}, false, stepHit, whole},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -61,7 +76,7 @@ func TestPlan(t *testing.T) {
 			for k, vs := range c.header {
 				req.Header[k] = vs
 			}
-			got, need := plan(req, c.m, now)
+			got, need := plan(req, c.m, now, c.vouched)
 			if got != c.want || need != c.need {
 				t.Errorf("plan = %d, %v, want %d, %v", got, need, c.want, c.need)
 			}

@@ -62,7 +62,7 @@ func (p *Proxy) serveOnce(req *http.Request, key string) (*http.Response, error)
 	}
 	h := e.Join()
 	defer h.Close()
-	switch step, need := plan(req, e.Meta(), p.now()); step {
+	switch step, need := plan(req, e.Meta(), p.now(), vouched(req)); step {
 	case stepOtherVariant:
 		h.Close()
 		if e.Busy() {
@@ -145,7 +145,7 @@ func (p *Proxy) refill(req *http.Request, h *cache.Hold, need rangeutil.Range) (
 		p.awaitEnd(req.Context(), e, f)
 		return nil, errRaced
 	case !owner:
-		if e.Meta().Guarded {
+		if m := e.Meta(); m.Guarded || vouched(req) && m.Digest != "" {
 			if refused := p.permit(req); refused != nil {
 				return refused, nil
 			}
