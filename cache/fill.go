@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 )
 
 // ErrFillAbandoned is the error of a fill whose owner finished it without
@@ -30,6 +31,13 @@ type Fill struct {
 	validated bool
 	done      bool
 	err       error
+	// shrunk is set once Shrink moved end: a write past it is cut there
+	// (the bytes belong to another fill) instead of refused.
+	shrunk bool
+
+	// wmu is held by Write for the whole write, and by Shrink: an end
+	// never moves under a write, so no byte past it is written.
+	wmu sync.Mutex
 }
 
 // Claim returns the fill that covers off: an existing one (owner false), or
@@ -76,6 +84,18 @@ func (f *Fill) OnAbandon(cancel func(), keepGoing func(pos, end int64) bool) {
 	f.e.mu.Lock()
 	f.cancel, f.keepGoing = cancel, keepGoing
 	f.e.mu.Unlock()
+}
+
+// FillAt returns the fill that will write byte off, nil when none does.
+func (e *Entry) FillAt(off int64) *Fill {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, f := range e.fills {
+		if f.pos <= off && off < f.end {
+			return f
+		}
+	}
+	return nil
 }
 
 // Busy reports whether a fill is under way that clients may still join.
@@ -128,11 +148,36 @@ func (f *Fill) State() (validated, done bool, err error) {
 	return f.validated, f.done, f.err
 }
 
-// Write writes p at the fill's position and advances it.
+// Shrink ends the fill at end instead, if it has not written that far:
+// the bytes from end on become free for other fills to claim (a download
+// split into segments). It reports whether it did.
+func (f *Fill) Shrink(end int64) bool {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	f.e.mu.Lock()
+	defer f.e.mu.Unlock()
+	if end <= f.pos || end >= f.end || f.done {
+		return false
+	}
+	f.end, f.shrunk = end, true
+	f.e.signalLocked()
+	return true
+}
+
+// Write writes p at the fill's position and advances it. After a Shrink,
+// bytes past the new end are dropped: Write writes what fits and reports
+// that count.
 func (f *Fill) Write(p []byte) (int, error) {
-	pos := f.Pos()
-	if int64(len(p)) > f.end-pos {
-		return 0, fmt.Errorf("cache: fill of %s: %d bytes at %d overrun end %d", logKey(f.e.key), len(p), pos, f.end)
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	f.e.mu.Lock()
+	pos, end, shrunk := f.pos, f.end, f.shrunk
+	f.e.mu.Unlock()
+	if int64(len(p)) > end-pos {
+		if !shrunk {
+			return 0, fmt.Errorf("cache: fill of %s: %d bytes at %d overrun end %d", logKey(f.e.key), len(p), pos, end)
+		}
+		p = p[:max(end-pos, 0)]
 	}
 	n, err := f.e.WriteAt(p, pos)
 	f.e.mu.Lock()

@@ -541,3 +541,31 @@ func fetchAndRead(e *Entry, start, size int64, want []byte, chunk int64, fetch f
 	}
 	return nil
 }
+
+// TestFillShrink: a shrunk fill frees the bytes past its new end for
+// another claim, and writes past that end are cut, not refused.
+func TestFillShrink(t *testing.T) {
+	s := newStore(t, Options{})
+	e := mustCreate(t, s, "k", Meta{Size: 1000})
+	defer e.Release()
+	f, _ := e.Claim(0, 1000)
+	if _, err := f.Write(content(0, 0, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if f.Shrink(50) || f.Shrink(1000) {
+		t.Error("Shrink below the position or to the same end = true, want false")
+	}
+	if !f.Shrink(400) || f.End() != 400 {
+		t.Fatalf("Shrink(400): end %d, want 400", f.End())
+	}
+	g, owner := e.Claim(400, 1000)
+	if !owner || g.Start() != 400 || g.End() != 1000 {
+		t.Fatalf("Claim(400, 1000) after the shrink = [%d, %d) owner %v, want [400, 1000) owner", g.Start(), g.End(), owner)
+	}
+	if n, err := f.Write(content(0, 100, 500)); n != 300 || err != nil {
+		t.Errorf("Write of 500 bytes at 100 with end 400 = %d, %v, want 300, nil", n, err)
+	}
+	if got := e.Meta().Ranges; !got.Equal(set([2]int64{0, 400})) {
+		t.Errorf("ranges %v, want [0, 400)", got)
+	}
+}

@@ -31,6 +31,14 @@ func (e *Entry) Join() *Hold {
 	return &Hold{e: e}
 }
 
+// Clients returns how many clients hold e: a download nobody reads any
+// more starts no new work.
+func (e *Entry) Clients() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.clients
+}
+
 // Entry returns the entry held.
 func (h *Hold) Entry() *Entry { return h.e }
 
