@@ -131,12 +131,24 @@ func (o *Origin) LieContentRange(path string, shift int64) {
 // FailNext makes the next k requests for path, of any method, get status
 // (for example 503) with a short body, before the resource is even looked up.
 func (o *Origin) FailNext(path string, status, k int) {
+	o.FailNextRetryAfter(path, status, k, 0)
+}
+
+// FailNextRetryAfter is FailNext whose answers carry Retry-After: after
+// (whole seconds), as an overloaded server's 503 or a rate limit's 429 do.
+func (o *Origin) FailNextRetryAfter(path string, status, k int, after time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	p := o.pathLocked(path)
 	for range k {
-		p.failures = append(p.failures, status)
+		p.failures = append(p.failures, failure{status: status, retryAfter: after})
 	}
+}
+
+// failure is an injected answer instead of the resource.
+type failure struct {
+	status     int // 0: none
+	retryAfter time.Duration
 }
 
 // queueBodyFault appends f to path's body-fault queue.

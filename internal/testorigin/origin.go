@@ -72,11 +72,14 @@ type Origin struct {
 type pathState struct {
 	res        *Resource // nil until Set: requests get 404
 	guard      guard     // answers first when set (signed.go); nil: none
-	failures   []int     // FailNext statuses, one per request
+	failures   []failure // FailNext answers, one per request
 	bodyFaults []bodyFault
 	lies       []int64 // LieContentRange shifts, one per 206
 	requests   []Request
 	bodyBytes  int64
+	// active counts the content responses being sent; maxActive is the
+	// most at once since the last ResetCounts.
+	active, maxActive int
 
 	// Lies (lies.go), each queue consumed in order.
 	notModified []string     // NotModifiedWith ETags, one per GET
@@ -238,6 +241,7 @@ func (o *Origin) ResetCounts() {
 	for _, p := range o.paths {
 		p.bodyBytes = 0
 		p.requests = nil
+		p.maxActive = p.active
 	}
 }
 
@@ -262,7 +266,7 @@ func (o *Origin) resourceLocked(path string) Resource {
 // arrive records a request for path and returns what it will get: an
 // injected failure status (0 for none), else the path's guard (nil for
 // none) and the resource (nil for 404).
-func (o *Origin) arrive(path string, r *http.Request) (fail int, g guard, res *Resource) {
+func (o *Origin) arrive(path string, r *http.Request) (fail failure, g guard, res *Resource) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	p := o.pathLocked(path)
@@ -272,14 +276,32 @@ func (o *Origin) arrive(path string, r *http.Request) (fail int, g guard, res *R
 		return fail, nil, nil
 	}
 	if p.res == nil {
-		return 0, p.guard, nil
+		return failure{}, p.guard, nil
 	}
 	c := o.resourceLocked(path)
-	return 0, p.guard, &c
+	return failure{}, p.guard, &c
 }
 
 // count adds n body bytes for path (n may be negative, to correct a count
 // made before a short write).
+// MaxConcurrent returns the most responses with a body that were sent for
+// path at once (since the last ResetCounts): the connections a client
+// used in parallel.
+func (o *Origin) MaxConcurrent(path string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.pathLocked(path).maxActive
+}
+
+// sending counts a content response for path in (d 1) or out (d -1).
+func (o *Origin) sending(path string, d int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.pathLocked(path)
+	p.active += d
+	p.maxActive = max(p.maxActive, p.active)
+}
+
 func (o *Origin) count(path string, n int64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -526,3 +526,32 @@ func TestRequestsAndReset(t *testing.T) {
 		t.Errorf("after ResetCounts: BodyBytes %d, PathBodyBytes %d, %d requests", o.BodyBytes(), o.PathBodyBytes("/f"), len(o.Requests("/f")))
 	}
 }
+
+// TestRatePerConnection: a Rate limits each response, not the origin: two
+// responses at once take as long as one, and MaxConcurrent sees both.
+func TestRatePerConnection(t *testing.T) {
+	o := New(t)
+	o.Set("/r", Resource{Size: 256 << 10, Rate: 1 << 20}) // 250 ms each
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			resp, err := http.Get(o.URL + "/r")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer resp.Body.Close()
+			if n, err := io.Copy(io.Discard, resp.Body); n != 256<<10 || err != nil {
+				t.Errorf("read %d bytes, %v", n, err)
+			}
+		})
+	}
+	wg.Wait()
+	if d := time.Since(start); d < 200*time.Millisecond || d > 2*time.Second {
+		t.Errorf("two 256 KiB responses at 1 MiB/s each took %v, want about 250ms", d)
+	}
+	if n := o.MaxConcurrent("/r"); n != 2 {
+		t.Errorf("MaxConcurrent = %d, want 2", n)
+	}
+}

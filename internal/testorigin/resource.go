@@ -59,6 +59,10 @@ type Resource struct {
 	// ...), set on every response for the resource after the origin's own,
 	// so they override them. Default Content-Type: application/octet-stream.
 	Header http.Header
+	// Rate, when positive, is the speed in bytes per second at which each
+	// response sends its body: a per-connection limit, as many mirrors,
+	// release CDNs and object stores set. N connections go N times faster.
+	Rate int64
 	// PartialContentType, when set, is the Content-Type of 206 answers
 	// instead of the resource's own, as Debian's mirror network answers
 	// ranges of a .deb as application/octet-stream.

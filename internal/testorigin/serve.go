@@ -17,8 +17,11 @@ func (o *Origin) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Date", time.Now().UTC().Format(http.TimeFormat))
 	fail, guard, res := o.arrive(r.URL.Path, r)
 	switch {
-	case fail != 0:
-		writeShort(w, r, fail, "testorigin: injected failure\n")
+	case fail.status != 0:
+		if fail.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.FormatInt(int64(fail.retryAfter/time.Second), 10))
+		}
+		writeShort(w, r, fail.status, "testorigin: injected failure\n")
 		return
 	case guard != nil && guard(w, r):
 		return // a redirect, a token, or a refusal
@@ -90,6 +93,8 @@ func (o *Origin) serveContent(w http.ResponseWriter, r *http.Request, res Resour
 		return
 	}
 	stop, action := fault.cutAt(p.rng)
+	o.sending(r.URL.Path, 1)
+	defer o.sending(r.URL.Path, -1)
 	if o.writeContent(w, rc, r, res, httpRange{p.rng.start, stop}, fault.drip) != nil {
 		return // the client went away; nothing left to cut
 	}
@@ -107,11 +112,23 @@ func (o *Origin) writeContent(w http.ResponseWriter, rc *http.ResponseController
 	if d.n > 0 {
 		size = min(d.n, blockSize)
 	}
+	if res.Rate > 0 && d.n == 0 {
+		size = min(size, max(res.Rate/512, 1)) // 512 writes a second: smooth, as a token bucket with a small burst
+	}
 	buf := make([]byte, size)
+	start := time.Now()
 	for off := rng.start; off < rng.end; {
 		if d.n > 0 && off > rng.start {
 			if err := o.pause(r, d.every); err != nil {
 				return err
+			}
+		}
+		if res.Rate > 0 && d.n == 0 {
+			due := start.Add(time.Duration(float64(off-rng.start) / float64(res.Rate) * float64(time.Second)))
+			if wait := time.Until(due); wait > 0 {
+				if err := o.pause(r, wait); err != nil {
+					return err
+				}
 			}
 		}
 		b := buf[:min(rng.end-off, size)]
