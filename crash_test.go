@@ -192,7 +192,9 @@ func runCrashLoop(t *testing.T, c crashLoop) {
 func crashConfig(t *testing.T, interval int64) []string {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "resumeproxy.yaml")
-	body := fmt.Sprintf("checkpoint_interval: %d\nlog_level: debug\n", interval)
+	// One connection per download: the loop follows one fill byte by byte
+	// (TestCrashSegmented kills a download split over several).
+	body := fmt.Sprintf("checkpoint_interval: %d\nlog_level: debug\nsegments:\n  per_download: 1\n", interval)
 	if err := os.WriteFile(f, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -549,4 +551,49 @@ func finalDownload(t *testing.T, o *testorigin.Origin, path, u, cacheDir string,
 		t.Errorf("final download: origin sent %d body bytes, want %d (only what was not claimed)", sent, want)
 	}
 	p.signalAndWait(t, syscall.SIGTERM)
+}
+
+// TestCrashSegmented kills resumeproxy with SIGKILL while a download split
+// into segments streams over several connections (issue 12), then checks
+// that the index claims only correct bytes, however scattered, and that a
+// restarted proxy completes the file fetching only what was not claimed.
+func TestCrashSegmented(t *testing.T) {
+	const path, size = "/crash/segmented.bin", 64 << 20
+	o := testorigin.New(t)
+	o.Set(path, testorigin.Resource{Size: size, Validators: testorigin.StrongETag, CacheControl: cacheFor, Rate: 48 << 20})
+	u := o.URL + path
+	cacheDir := t.TempDir()
+	p := startProxy(t, cacheDir)
+	proxyURL, _ := url.Parse(p.URL())
+	c := &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxyURL), DisableCompression: true}, Timeout: crashRoundTimeout}
+	defer c.CloseIdleConnections()
+	done := make(chan error, 1)
+	go func() {
+		resp, err := c.Get(u)
+		if err == nil {
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	deadline := time.Now().Add(crashRoundTimeout)
+	for o.PathBodyBytes(path) < 24<<20 || o.MaxConcurrent(path) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("origin sent %d bytes on at most %d connections at once after %v; want 24 MiB over several\n%s",
+				o.PathBodyBytes(path), o.MaxConcurrent(path), crashRoundTimeout, p.log())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := p.kill9(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil {
+		t.Error("the client got a clean body from a proxy killed mid-download")
+	}
+	claimed, _, err := checkClaims(cacheDir, u, size, `"v0-`+strconv.FormatInt(size, 10)+`"`)
+	if err != nil {
+		t.Fatalf("after the kill: %v\n%s", err, p.log())
+	}
+	t.Logf("killed with the origin at %d bytes on up to %d connections; claimed %v", o.PathBodyBytes(path), o.MaxConcurrent(path), claimed)
+	finalDownload(t, o, path, u, cacheDir, size, claimed, nil)
 }

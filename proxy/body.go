@@ -190,7 +190,7 @@ func (s *fileSource) await(pos, end int64) (int64, error) {
 			f.Finish(errChanged)
 			return 0, fmt.Errorf("proxy: byte %d of a version without a strong validator: %w", pos, errChanged)
 		case owner:
-			s.p.startContinuation(f, s.e, s.src)
+			s.p.startGapFill(f, s.e, s.src)
 		}
 		waited = f
 		s.flush()

@@ -21,6 +21,10 @@ type source struct {
 	header http.Header // end-to-end request fields, no Range or preconditions
 	v      policy.Validator
 	size   int64
+	// segment is set for the fill of one segment of a download split over
+	// several connections (segment.go): its ranged request must not be
+	// answered with the whole body.
+	segment bool
 }
 
 func (p *Proxy) sourceFor(req *http.Request, m cache.Meta) source {
@@ -136,6 +140,13 @@ func (p *Proxy) startContinuation(f *cache.Fill, e *cache.Entry, src source) {
 	p.startFill(ctx, stop, f, e, nil, src)
 }
 
+// startGapFill is startContinuation for a gap a reader met, split into
+// segments when the download may be (segment.go).
+func (p *Proxy) startGapFill(f *cache.Fill, e *cache.Entry, src source) {
+	p.segmentAfter(f, e, src)
+	p.startContinuation(f, e, src)
+}
+
 func (p *Proxy) finishFill(f *cache.Fill, e *cache.Entry, src source, err error) {
 	switch {
 	case err == nil:
@@ -185,6 +196,7 @@ func (p *Proxy) drive(ctx context.Context, stop *fillStop, f *cache.Fill, e *cac
 				if refusedSignature(err) && p.refreshSource(ctx, &src) {
 					continue // a fresh signature: ask again at once
 				}
+				p.honourRetryAfter(err, src, b)
 				if ctx.Err() != nil || !retryable(err) {
 					return errors.Join(err, ctx.Err())
 				}
@@ -252,6 +264,10 @@ func (p *Proxy) resume(ctx context.Context, want rangeutil.Range, src source, ha
 		}
 		return resp.Body, nil
 	case http.StatusOK:
+		if src.segment && ask.Start > 0 {
+			resp.Body.Close() // its bytes are every segment's: skipping to ours wastes them
+			return nil, errNoRanges
+		}
 		if !src.v.SameVersion(policy.ValidatorOf(resp.Header)) || resp.ContentLength != src.size {
 			resp.Body.Close()
 			return nil, errChanged
@@ -270,7 +286,7 @@ func (p *Proxy) resume(ctx context.Context, want rangeutil.Range, src source, ha
 		return nil, fmt.Errorf("%w: upstream answered %d", errChanged, resp.StatusCode)
 	default:
 		resp.Body.Close()
-		return nil, &statusError{resp.StatusCode}
+		return nil, &statusError{code: resp.StatusCode, retryAfter: retryAfter(resp.Header, p.now())}
 	}
 }
 

@@ -73,7 +73,11 @@ func newHarness(t *testing.T) *harness {
 
 func newHarnessUnstarted(t *testing.T, o *testorigin.Origin) *harness {
 	h := &harness{t: t, origin: o, base: o.URL, dir: t.TempDir(), logs: &logBuffer{}}
-	h.opts = Options{Retry: fastRetry, IdleTimeout: time.Minute, Logger: testLogger(t, h.logs), Rules: keyrule.Default()}
+	// One connection per download: these tests drive single fills byte by
+	// byte (stalls, drops, quick abort at an offset); segment_test.go
+	// tests downloads split over several.
+	h.opts = Options{Retry: fastRetry, IdleTimeout: time.Minute, Logger: testLogger(t, h.logs), Rules: keyrule.Default(),
+		Segments: Segments{PerDownload: 1}}
 	h.spaceLeft.Store(-1)
 	t.Cleanup(h.stop)
 	return h
@@ -278,6 +282,15 @@ func (h *harness) getN(u string, limit int64, hdr ...string) result {
 	h.t.Helper()
 	resp := h.openBody(u, hdr...)
 	defer resp.Body.Close()
+	return readResultN(resp, limit)
+}
+
+// readResult reads resp's whole body.
+func readResult(resp *http.Response) result { return readResultN(resp, -1) }
+
+// readResultN reads at most limit bytes of resp's body (all when limit <
+// 0).
+func readResultN(resp *http.Response, limit int64) result {
 	var body io.Reader = resp.Body
 	if limit >= 0 {
 		body = io.LimitReader(resp.Body, limit)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -51,16 +52,25 @@ func (q QuickAbort) finishes(pos, end, size int64) bool {
 // keepGoing returns the fill's quick-abort decision (cache.Fill.OnAbandon).
 // It runs under the entry's lock: it only decides, logs, and arms the
 // timer that bounds a background finish.
+//
+// A segment of a split download (segment.go) is always finished: it is a
+// bounded request, every byte of it is kept for the next client, and
+// stopping it mid-way would only waste what its connection has in flight,
+// once per connection. The segmenter starts no new one.
 func (p *Proxy) keepGoing(src source, cancel func()) func(pos, end int64) bool {
 	q := p.opts.QuickAbort
 	var once sync.Once
 	return func(pos, end int64) bool {
-		if !q.finishes(pos, end, src.size) {
+		if !src.segment && !q.finishes(pos, end, src.size) {
 			return false
 		}
 		once.Do(func() {
-			p.log.Info("last client left; finishing the download in the background",
-				"url", clip(src.url.Redacted()), "at", pos, "left", end-pos, "max_time", q.MaxTime)
+			level := slog.LevelInfo
+			if src.segment {
+				level = slog.LevelDebug
+			}
+			p.log.Log(context.Background(), level, "last client left; finishing the download in the background",
+				"url", clip(src.url.Redacted()), "at", pos, "left", end-pos, "max_time", q.MaxTime, "segment", src.segment)
 			time.AfterFunc(q.MaxTime, cancel)
 		})
 		return true

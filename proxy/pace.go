@@ -75,6 +75,13 @@ func (r *readers) set(b *entryBody, left rangeutil.Range) {
 	r.signalLocked()
 }
 
+// changed returns a channel closed at the next move of any reader.
+func (r *readers) changed() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.moved
+}
+
 // remove forgets reader b.
 func (r *readers) remove(b *entryBody) {
 	r.mu.Lock()

@@ -48,6 +48,8 @@ type Retry struct {
 // Options configure a Proxy. Zero values take the defaults documented on
 // each field.
 type Options struct {
+	// Segments splits large downloads over several connections.
+	Segments Segments
 	// Rules say how a request URL is keyed (signature parameters left out,
 	// digests, immutable paths). Nil applies none: a URL is its key.
 	Rules *keyrule.Rules
@@ -113,6 +115,10 @@ func (o *Options) setDefaults() {
 	}
 	o.TunnelIdleTimeout = cmp.Or(o.TunnelIdleTimeout, 5*time.Minute)
 	o.FillAhead = cmp.Or(o.FillAhead, 64<<20)
+	sg := &o.Segments
+	sg.MinSize = cmp.Or(sg.MinSize, 16<<20)
+	sg.PerDownload = cmp.Or(sg.PerDownload, 4)
+	sg.PerHost = max(cmp.Or(sg.PerHost, 8), 1)
 	o.ClientWriteTimeout = cmp.Or(o.ClientWriteTimeout, time.Minute)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -183,6 +189,12 @@ type Proxy struct {
 	// redirects are the redirects remembered for signatures and digests
 	// (redirects.go).
 	redirects redirects
+
+	// hosts caps segment connections per host; segMu guards segmenting,
+	// the entries whose download a segmenter splits (segment.go).
+	hosts      hostSlots
+	segMu      sync.Mutex
+	segmenting map[*cache.Entry]bool
 }
 
 // New returns a Proxy over opts.Store.
@@ -192,7 +204,8 @@ func New(opts Options) *Proxy {
 		bufs: newBuffers(), access: cmp.Or(opts.Access, access.Loopback()),
 		deniedLog: access.NewThrottle(refusalLogEvery, refusalLogMax),
 		authLog:   access.NewThrottle(refusalLogEvery, refusalLogMax),
-		readers:   map[*cache.Entry]*readers{}}
+		readers:   map[*cache.Entry]*readers{}, segmenting: map[*cache.Entry]bool{}}
+	p.hosts.perHost = p.opts.Segments.PerHost
 	p.opts.Transport = p.guardTransport(opts.Transport)
 	gp := goproxy.NewProxyHttpServer()
 	gp.KeepAcceptEncoding = true // byte ranges must address the encoded body as stored

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/resumeproxy/resumeproxy/internal/access"
 )
@@ -26,7 +27,11 @@ var (
 
 // statusError is an upstream answer that is neither the body nor a sign
 // that the resource changed (a 5xx, 429, ...): worth retrying.
-type statusError struct{ code int }
+type statusError struct {
+	code int
+	// retryAfter is what a 429 or 503 asked us to wait (Retry-After).
+	retryAfter time.Duration
+}
 
 func (e *statusError) Error() string { return "proxy: upstream answered " + strconv.Itoa(e.code) }
 

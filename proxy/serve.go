@@ -187,6 +187,7 @@ func (p *Proxy) askGap(req *http.Request, h *cache.Hold, f *cache.Fill, xc strin
 	e := h.Entry()
 	m := e.Meta()
 	v := validatorOf(m)
+	segmented := p.shrinkToSegment(f, m, req.URL.Host) // before asking: the request is for its segment only
 	g := gapAsk{f: f, src: p.sourceFor(req, m), want: rangeutil.Range{Start: f.Start(), End: f.End()}}
 	g.ask = rangeutil.Range{Start: overlapStart(v, m.Ranges, g.want.Start), End: g.want.End}
 	hdr := g.src.header.Clone()
@@ -207,6 +208,9 @@ func (p *Proxy) askGap(req *http.Request, h *cache.Hold, f *cache.Fill, xc strin
 	outcome, why := classifyRefill(g.resp, g.ask, m.Size, v)
 	if outcome == refillSplice {
 		if why = p.splice(h, g); why == nil {
+			if segmented {
+				p.startSegmenter(f, e, g.src)
+			}
 			return p.fromEntry(req, h, xc)
 		}
 		if !errors.Is(why, errChanged) { // the overlap could not be read: keep the entry
@@ -222,7 +226,7 @@ func (p *Proxy) askGap(req *http.Request, h *cache.Hold, f *cache.Fill, xc strin
 		out, _ := p.keep(req, e.Key(), g.resp, g.reqTime, g.ctx, g.cancel)
 		return out
 	case refillGone, refillPassOn:
-		f.Finish(&statusError{g.resp.StatusCode})
+		f.Finish(&statusError{code: g.resp.StatusCode})
 		if outcome == refillGone {
 			e.Drop()
 		}
@@ -232,7 +236,7 @@ func (p *Proxy) askGap(req *http.Request, h *cache.Hold, f *cache.Fill, xc strin
 	if outcome == refillBroken {
 		p.log.Warn("refusing to splice upstream 206", "url", clip(g.src.url.Redacted()), "err", clipErr(why))
 	} else {
-		why = &statusError{g.resp.StatusCode}
+		why = &statusError{code: g.resp.StatusCode}
 	}
 	g.resp.Body.Close()
 	f.Finish(why)
@@ -459,9 +463,23 @@ func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime
 	defer h.Close()
 	setStart(resp.Body, body.Start)
 	src := p.sourceFor(req, e.Meta())
-	stop := p.abandonable(f, src, cancel)
-	f.Validated()
-	p.startFill(ctx, stop, f, e, resp.Body, src)
+	if p.shrinkToSegment(f, e.Meta(), req.URL.Host) {
+		// Split into segments: its headers were all this response was
+		// for. Closed now, before its bytes pile up in socket buffers,
+		// it costs the least it can (a bounded request would cost a
+		// round trip more for every download, split or not).
+		resp.Body.Close()
+		cancel()
+		f.Validated()
+		seg := src
+		seg.segment = true
+		p.startContinuation(f, e, seg)
+		p.startSegmenter(f, e, src)
+	} else {
+		stop := p.abandonable(f, src, cancel)
+		f.Validated()
+		p.startFill(ctx, stop, f, e, resp.Body, src)
+	}
 	out := p.fromEntry(req, h, xMiss)
 	if out.StatusCode == http.StatusOK || out.StatusCode == http.StatusPartialContent {
 		// Not stored, but this response is the one that set it.

@@ -54,7 +54,7 @@ var errIdle = errors.New("proxy: upstream sent nothing for the idle timeout")
 func retryable(err error) bool {
 	var se *statusError
 	switch {
-	case errors.Is(err, errChanged), errors.Is(err, errMisplaced),
+	case errors.Is(err, errChanged), errors.Is(err, errMisplaced), errors.Is(err, errNoRanges),
 		errors.Is(err, cache.ErrObsolete), errors.Is(err, cache.ErrStorage):
 		return false
 	case errors.As(err, &se):

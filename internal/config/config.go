@@ -68,6 +68,8 @@ type Config struct {
 	// costs at most this much plus socket buffers. At least 1MiB.
 	// Default 64MiB.
 	FillAhead Size `yaml:"fill_ahead"`
+	// Segments splits large downloads over several upstream connections.
+	Segments Segments `yaml:"segments"`
 	// ClientWriteTimeout cuts a client that takes nothing for this long:
 	// a write to it (at most 256KiB; a sendfile that makes progress gets
 	// more time) that does not complete. It counts as the client leaving,
@@ -199,10 +201,28 @@ func Default() Config {
 		Allow:              slices.Clone(access.LoopbackCIDRs),
 		Auth:               Auth{Users: map[string]string{}},
 		FillAhead:          64 << 20,
+		Segments:           Segments{MinSize: 16 << 20, PerDownload: 4, PerHost: 8},
 		ClientWriteTimeout: time.Minute,
 		Rules:              []keyrule.Spec{},
 		BuiltinRules:       defaultBuiltinRules(),
 	}
+}
+
+// Segments configures segmented fills: a large download is fetched as
+// several bounded ranged requests at once, each its own span of the body
+// file, nearest the reader first, within fill_ahead. Origins that limit
+// each connection then serve N times faster; one that ignores ranges gets
+// one connection.
+type Segments struct {
+	// MinSize is the smallest download split (with a known length and a
+	// strong validator, or immutable by rule). Default 16MiB.
+	MinSize Size `yaml:"min_size"`
+	// PerDownload caps the connections of one download; 1 turns
+	// segmenting off. Default 4.
+	PerDownload int `yaml:"per_download"`
+	// PerHost caps segment connections to one host across downloads; a
+	// 429 or 503 lowers it for that host for its Retry-After. Default 8.
+	PerHost int `yaml:"per_host"`
 }
 
 // defaultBuiltinRules turns every built-in key rule on.
@@ -285,6 +305,15 @@ func (c Config) Validate() error {
 	}
 	if c.FillAhead < 1<<20 { // below one fill buffer a download would pause after every read
 		errs = append(errs, fmt.Errorf("fill_ahead: %d is below 1MiB", c.FillAhead))
+	}
+	if c.Segments.MinSize < 1<<20 {
+		errs = append(errs, fmt.Errorf("segments.min_size: %d is below 1MiB", c.Segments.MinSize))
+	}
+	if c.Segments.PerDownload < 1 || c.Segments.PerDownload > 64 {
+		errs = append(errs, fmt.Errorf("segments.per_download: %d is not within 1..64", c.Segments.PerDownload))
+	}
+	if c.Segments.PerHost < 1 || c.Segments.PerHost > 256 {
+		errs = append(errs, fmt.Errorf("segments.per_host: %d is not within 1..256", c.Segments.PerHost))
 	}
 	q := c.QuickAbort
 	if q.FinishAbovePercent < 0 || q.FinishAbovePercent > 100 {

@@ -57,6 +57,7 @@ func TestDefault(t *testing.T) {
 		Allow:              []string{"127.0.0.0/8", "::1/128"},
 		Auth:               Auth{Users: map[string]string{}},
 		FillAhead:          64 << 20,
+		Segments:           Segments{MinSize: 16 << 20, PerDownload: 4, PerHost: 8},
 		ClientWriteTimeout: time.Minute,
 		Rules:              []keyrule.Spec{},
 		BuiltinRules:       map[string]bool{},
@@ -562,7 +563,8 @@ func TestValidateAllInvalid(t *testing.T) {
 	lines := strings.Split(err.Error(), "\n")
 	keys := []string{"listen", "allow", "cache_dir", "checkpoint_interval", "sync_interval", "max_size", "max_object_size", "partial_ttl", "client_write_timeout", "fill_ahead", "upstream.retry_window",
 		"upstream.backoff_initial", "upstream.backoff_max", "upstream.idle_timeout", "quick_abort.max_time",
-		"upstream.retries", "log_level", "connect_ports", "tunnel_idle_timeout", "mitm.hosts", "mitm.leaf_cache"}
+		"upstream.retries", "log_level", "connect_ports", "tunnel_idle_timeout", "mitm.hosts", "mitm.leaf_cache",
+		"segments.min_size", "segments.per_download", "segments.per_host"}
 	if len(lines) != len(keys) {
 		t.Errorf("Validate(%+v) = %d errors, want %d:\n%v", cfg, len(lines), len(keys), err)
 	}
