@@ -368,7 +368,7 @@ via_extras() {
 	printf '; proxy CPU %s s/GiB' "$LAST_CPU"
 	[ "${1:-}" = origin ] || return 0
 	peak=$(printf '%s\n' "${VIA_PEAK[@]}" | sort -g | tail -1)
-	printf '; origin sent %s, ≤ %s requests at once' "$(human "$(median "${VIA_ORIGIN[@]}")")" "$peak"
+	printf '; origin sent %s, at most %s requests at once' "$(human "$(median "${VIA_ORIGIN[@]}")")" "$peak"
 }
 
 # throughput_row CASE TARGET BYTES "DIRECT_SECONDS..." "PROXY_SECONDS..."
