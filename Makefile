@@ -61,7 +61,7 @@ SEED ?= 20261201
 soak:
 	RESUMEPROXY_CHAOS_N=$(N) RESUMEPROXY_CHAOS_SEED=$(SEED) $(GO) test -race -count=1 -timeout 0 -run '^TestChaos$$' .
 
-## bench: issue 4's table: each case through the proxy as a ratio to direct (BENCH_SIZE=1G ...)
+## bench: issue 12's table: each case through the proxy against direct (throttled and unthrottled origins) or the best of Squid, nginx, tinyproxy (BENCH_SIZE=1G ...)
 bench:
 	./scripts/bench.sh
 

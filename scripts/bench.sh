@@ -1,22 +1,35 @@
 #!/usr/bin/env bash
-# bench.sh — the benchmark of issue 4 (make bench), black-box: it builds the
-# real resumeproxy binary, serves generated files from a local origin
-# (internal/cmd/benchorigin: Go's http.FileServer, strong ETags, max-age) and
-# measures every case through the proxy and directly (origin → client) in the
-# same run, alternating the two. It prints a markdown table of ratios to the
-# direct figures, with the machine described. It exits 0 whether or not the
-# targets are met; it fails only when it cannot measure.
+# bench.sh — the benchmark of issues 4 and 12 (make bench), black-box: it
+# builds the real resumeproxy binary, serves generated files from local
+# origins (internal/cmd/benchorigin: Go's http.FileServer, strong ETags,
+# max-age) and measures every case through the proxy and directly (origin →
+# client) in the same run, alternating the two. It prints a markdown table
+# with the machine described: each row's figure, its reference (direct, or
+# the best other cache of the same run), the ratio of the two, the target
+# and whether it is met. It exits 0 whether or not the targets are met; it
+# fails only when it cannot measure.
 #
-# HTTPS: the origin also serves the files behind TLS (HTTP/1.1, a CA it
-# makes at start), and two rows time the warm and cold downloads of the same
-# file over HTTPS through a proxy that intercepts them (--mitm, with a CA
-# from "resumeproxy ca init" in the temp dir; it trusts the origin's CA
-# through SSL_CERT_FILE), against direct HTTPS downloads, in the same way as
-# the plain warm and cold rows.
+# Origins: one per limit, each on its own free port, all serving the same
+# files: unthrottled (plain HTTP and HTTPS), one that limits each connection
+# to BENCH_CONN_RATE (a token bucket per connection, as mirrors, release
+# CDNs and object stores do) and one that limits all its connections
+# together to BENCH_LINK_RATE (one shared bucket: a link). Direct and
+# proxied downloads meet the same limits; a proxy that fetches one file
+# over several connections at once (segmented fill) beats the first and
+# can only match the second. Each origin counts the body bytes it sends
+# (GET /.bench/stats): the throttled rows say what a proxied download cost
+# the origin and how many requests ran at once.
 #
-# Clients: curl (one process per whole download) for the big transfers, and
-# internal/cmd/benchclient (Go, keep-alive) for the 1000 range requests, the
-# small GETs on 32 connections and the parallel downloads.
+# HTTPS: the unthrottled origin also serves the files behind TLS (HTTP/1.1,
+# a CA it makes at start), and two rows time the warm and cold downloads of
+# the same file over HTTPS through a proxy that intercepts them (--mitm,
+# with a CA from "resumeproxy ca init" in the temp dir; it trusts the
+# origin's CA through SSL_CERT_FILE), against direct HTTPS downloads.
+#
+# Clients: curl (one process per whole download, one connection) for the
+# big transfers, and internal/cmd/benchclient (Go, keep-alive) for the 1000
+# range requests, the small GETs on 32 connections and the parallel
+# downloads.
 #
 # Everything binds to 127.0.0.1; nothing leaves the machine. Sizes and counts
 # can be overridden from the environment (IEC suffixes: 512M, 1G):
@@ -26,29 +39,41 @@
 #   BENCH_RANGES=1000        random 1 MiB range requests per run
 #   BENCH_SMALL_REQUESTS=20000  10 KB GETs per run, on 32 connections
 #   BENCH_PAR=100 BENCH_PAR_SIZE=64M  parallel downloads of the memory case
+#   BENCH_CONN_RATE=32MiB    the per-connection limit of the throttled origin
+#   BENCH_LINK_RATE=100MiB   the shared limit of the link-limited origin
 #   BENCH_DIR=/tmp           where the files and caches go (one disk)
-#   BENCH_COMPARE=0          skip the comparison with Squid and nginx below
+#   BENCH_COMPARE=0          skip the comparison with the caches below
 #
-# Comparison: after resumeproxy's rows, a separate block of the table times
-# the same warm and cold downloads (warm_runs, cold_runs: same URLs, same
-# alternation with direct, same median) through Squid, a forward proxy
-# (curl -x), and through nginx's proxy_cache, which is a reverse proxy: curl
-# asks it for the origin's path and query. Both come from Debian's packages,
-# installed with apt-get when missing (where an init system runs, Debian also
-# starts their system services; this script neither uses nor stops them); a
-# package that cannot be installed turns its rows into "not installed". Each
-# runs on a free 127.0.0.1 port with its config, cache, logs and pid file in
-# the temp dir, as the current user (under root, Squid, which refuses to run
-# as root, runs as Debian's "proxy" user), and is stopped by pid. Their
-# settings are the defaults except what the comparison needs: a cache on the
-# same disk big enough for the files, hits from disk (Squid's memory cache
-# kept small), loopback only. Warm rows check X-Cache: HIT, cold rows MISS.
+# Comparison: a separate block of the table times the same downloads
+# (warm_runs, cold_runs, partial_runs: same URLs of the unthrottled origin,
+# same alternation with direct, same median) and the same small GETs
+# through Squid, a forward proxy (curl -x), and nginx's proxy_cache, a
+# reverse proxy (curl asks it for the origin's path and query), and the
+# small GETs through tinyproxy, a forward proxy that does not cache. The
+# rows "against the best other cache" then compare resumeproxy's cold,
+# partial and small figures with the best of those in the same run, with the
+# proxy CPU seconds per GiB of each (utime + stime of the proxy's processes
+# from /proc, before and after each timed run). All three come from
+# Debian's packages, installed with apt-get when missing (where an init
+# system runs, Debian also starts their system services; this script
+# neither uses nor stops them); a package that cannot be installed turns
+# its rows into "not installed". Each runs on a free 127.0.0.1 port with
+# its config, cache, logs and pid file in the temp dir, as the current user
+# (under root, Squid, which refuses to run as root, runs as Debian's "proxy"
+# user), and is stopped by pid. Their settings are the defaults except what
+# the comparison needs: a cache on the same disk big enough for the files,
+# hits from disk (Squid's memory cache kept small), loopback only, and for
+# nginx Debian's worker_processes auto and keep-alive upstream connections
+# (as resumeproxy and Squid keep them). Warm rows check X-Cache: HIT, cold
+# rows MISS.
 set -uo pipefail
 
 SIZE=$(numfmt --from=iec "${BENCH_SIZE:-1G}")
 MEM_SIZE=$(numfmt --from=iec "${BENCH_MEM_SIZE:-4G}")
 PAR_SIZE=$(numfmt --from=iec "${BENCH_PAR_SIZE:-64M}")
 RUNS=${BENCH_RUNS:-3}
+CONN_RATE=${BENCH_CONN_RATE:-32MiB}
+LINK_RATE=${BENCH_LINK_RATE:-100MiB}
 RANGES=${BENCH_RANGES:-1000}
 RANGE_SIZE=$((1 << 20))
 SMALL_REQUESTS=${BENCH_SMALL_REQUESTS:-20000}
@@ -62,15 +87,29 @@ PATH=$PATH:/usr/sbin:/sbin # where Debian puts squid and nginx; a user's PATH ma
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
 TMP=$(mktemp -d "${BENCH_DIR:-/tmp}/resumeproxy-bench.XXXXXX") || exit 1
 BIN=$TMP/bin DATA=$TMP/data
-ORIGIN_PID="" PROXY_PID="" ORIGIN="" ORIGIN_TLS="" PROXY=""
+ORIGIN_PIDS=() PROXY_PID="" PROXY=""
+# ORIGIN: unthrottled (ORIGIN_TLS: the same over HTTPS); ORIGIN_CONN: each
+# connection limited to CONN_RATE; ORIGIN_LINK: all limited to LINK_RATE.
+ORIGIN="" ORIGIN_TLS="" ORIGIN_CONN="" ORIGIN_LINK=""
 # ORIGIN_CA: the origin's CA (it writes it at start); MITM_DIR: the
 # interception CA, which curl trusts through the proxy.
 ORIGIN_CA=$TMP/origin-ca.pem MITM_DIR=$TMP/mitm-ca
-SQUID_PID="" NGINX_PID="" SQUID="" NGINX=""
+SQUID_PID="" NGINX_PID="" TINYPROXY_PID="" SQUID="" NGINX="" TINYPROXY=""
 # Squid names its shared memory segments (/dev/shm) after its service name:
 # one of our own, so that no other Squid on the machine shares them.
 SQUID_NAME=rpbench$$
 ROWS=() DIRECT_TIMES=() VIA_TIMES=()
+# Per timed run through a proxy (cold_runs, partial_runs): its CPU seconds,
+# the body bytes its origin sent, and the most origin requests at once.
+VIA_CPU=() VIA_ORIGIN=() VIA_PEAK=()
+# LAST_MIBS, LAST_CPU: the median MiB/s and CPU s/GiB of the last
+# throughput_row through a proxy, for the rows against the other caches.
+LAST_MIBS="" LAST_CPU=""
+# FIG[kind.who]: resumeproxy's and each other cache's figure for the rows
+# against the best other cache (kind: cold, partial, small_rps, small_p50;
+# who: resumeproxy, Squid, ...); CPU[kind.who] beside it.
+declare -A FIG=() CPU=()
+CLK_TCK=$(getconf CLK_TCK)
 DROP_FAILED=""
 SECONDS=0
 
@@ -79,7 +118,7 @@ note() { echo "bench: $*" >&2; }
 
 # cleanup stops the processes this script started, by pid, and removes TMP.
 cleanup() {
-	for pid in $PROXY_PID $SQUID_PID $NGINX_PID $ORIGIN_PID; do
+	for pid in $PROXY_PID $SQUID_PID $NGINX_PID $TINYPROXY_PID "${ORIGIN_PIDS[@]}"; do
 		kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	done
 	rm -f "/dev/shm/$SQUID_NAME"-* # left behind when Squid does not exit cleanly
@@ -89,13 +128,13 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # install_deps installs what is missing with apt-get: curl, which the run
-# needs, and squid and nginx for the comparison, whose rows say "not
-# installed" when they cannot be (one package at a time, so that one failure
+# needs, and squid, nginx and tinyproxy for the comparison, whose rows say
+# "not installed" when they cannot be (one package at a time, so that one failure
 # does not cost the others).
 install_deps() {
 	command -v go >/dev/null || die "go is required (Go 1.26, see go.mod)"
 	local missing=() sudo="" pkg
-	for pkg in curl squid nginx; do
+	for pkg in curl squid nginx tinyproxy; do
 		[ "$pkg" = curl ] || [ "$COMPARE" != 0 ] || continue
 		command -v "$pkg" >/dev/null || missing+=("$pkg")
 	done
@@ -110,7 +149,7 @@ install_deps() {
 			note "cannot install $pkg: $(tail -3 "$TMP/apt.log")"
 	done
 	command -v curl >/dev/null || die "cannot install curl"
-	for pkg in squid nginx; do
+	for pkg in squid nginx tinyproxy; do
 		[ "$COMPARE" = 0 ] || command -v "$pkg" >/dev/null ||
 			note "$pkg is not installed: its comparison rows will say so"
 	done
@@ -148,18 +187,29 @@ wait_for() {
 	return 1
 }
 
-# start_origin: the origin on two free ports, plain HTTP (ORIGIN) and HTTPS
-# (ORIGIN_TLS, its CA in ORIGIN_CA, written before the address).
+# start_origin NAME [ARGS...]: an origin with ARGS on a free port; it
+# writes its address to TMP/NAME.addr (and the files of ARGS) before it
+# serves, and logs to TMP/NAME.log.
 start_origin() {
-	local f
-	"$BIN/benchorigin" -dir "$DATA" -addr-file "$TMP/origin.addr" -tls-addr 127.0.0.1:0 \
-		-tls-addr-file "$TMP/origin-tls.addr" -ca-file "$ORIGIN_CA" 2>"$TMP/origin.log" &
-	ORIGIN_PID=$!
-	for f in origin.addr origin-tls.addr; do
-		wait_for "$TMP/$f" 127.0.0.1 || die "origin did not start: $(cat "$TMP/origin.log")"
-	done
+	local name=$1
+	shift
+	"$BIN/benchorigin" -dir "$DATA" -addr-file "$TMP/$name.addr" "$@" 2>"$TMP/$name.log" &
+	ORIGIN_PIDS+=($!)
+	wait_for "$TMP/$name.addr" 127.0.0.1 || die "origin $name did not start: $(cat "$TMP/$name.log")"
+}
+
+# start_origins: the unthrottled origin on two free ports, plain HTTP
+# (ORIGIN) and HTTPS (ORIGIN_TLS, its CA in ORIGIN_CA, written before the
+# address), and the two throttled ones (ORIGIN_CONN, ORIGIN_LINK).
+start_origins() {
+	start_origin origin -tls-addr 127.0.0.1:0 -tls-addr-file "$TMP/origin-tls.addr" -ca-file "$ORIGIN_CA"
+	wait_for "$TMP/origin-tls.addr" 127.0.0.1 || die "origin did not start: $(cat "$TMP/origin.log")"
+	start_origin origin-conn -conn-rate "$CONN_RATE"
+	start_origin origin-link -link-rate "$LINK_RATE"
 	ORIGIN=http://$(cat "$TMP/origin.addr")
 	ORIGIN_TLS=https://$(cat "$TMP/origin-tls.addr")
+	ORIGIN_CONN=http://$(cat "$TMP/origin-conn.addr")
+	ORIGIN_LINK=http://$(cat "$TMP/origin-link.addr")
 }
 
 # start_proxy DIR [ARGS...]: a fresh proxy process on a free port with its
@@ -190,7 +240,8 @@ peak_rss_mib() {
 # (resumeproxy), squid (a forward proxy too) or nginx (a reverse proxy: the
 # same path and query, asked of nginx). Fails when the body is not SIZE bytes
 # or, through a cache, the first word of X-Cache is not XCACHE (Squid sends
-# "HIT from host", nginx its $upstream_cache_status). An https URL is
+# "HIT from host", nginx its $upstream_cache_status; XCACHE "*" takes any,
+# and the word is left in TMP/xcache). An https URL is
 # checked against the origin's CA directly and the interception CA through
 # the proxy.
 fetch() {
@@ -211,7 +262,9 @@ fetch() {
 	read -r t n code <<<"$out"
 	[ "$n" = "$size" ] || { note "$via $url: $n bytes (status $code), want $size"; return 1; }
 	xc=$(tr -d '\r' <"$TMP/headers" | awk 'tolower($1) == "x-cache:" { print $2 }')
-	[ "$via" = direct ] || [ "$xc" = "$want" ] || { note "$via $url: X-Cache $xc, want $want"; return 1; }
+	echo "${xc:-none}" >"$TMP/xcache"
+	[ "$via" = direct ] || [ "$want" = "*" ] || [ "$xc" = "$want" ] ||
+		{ note "$via $url: X-Cache $xc, want $want"; return 1; }
 	echo "$t"
 }
 
@@ -222,6 +275,56 @@ client() {
 
 # field KEY LINE: the value of KEY in a benchclient line.
 field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
+
+# proc_pids VIA: the processes of a proxy: resumeproxy, or another cache
+# and its children (nginx's workers, Squid's helpers).
+proc_pids() {
+	local pid
+	case $1 in
+	proxy) pid=$PROXY_PID ;;
+	squid) pid=$SQUID_PID ;;
+	nginx) pid=$NGINX_PID ;;
+	tinyproxy) pid=$TINYPROXY_PID ;;
+	esac
+	[ -n "$pid" ] || return 0
+	echo "$pid"
+	cat "/proc/$pid/task/"*/children 2>/dev/null
+}
+
+# cpu_ticks VIA: utime + stime, in clock ticks, of the processes of VIA
+# (proc(5) stat fields 14 and 15, counted after the command name, which may
+# hold spaces).
+cpu_ticks() {
+	local pid
+	for pid in $(proc_pids "$1"); do
+		sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null
+	done | awk '{ t += $12 + $13 } END { print t + 0 }'
+}
+
+# origin_stats BASE: the counters of the origin at BASE (GET /.bench/stats,
+# a line of body_bytes, requests, active and peak_active; each read starts
+# a new peak, so read once and take every field from that line).
+origin_stats() { curl -s --noproxy '*' --cacert "$ORIGIN_CA" "$1/.bench/stats"; }
+
+# measure_begin VIA BASE, measure_end VIA BASE: around one timed run
+# through VIA from the origin at BASE; measure_end adds the run's CPU
+# seconds, origin body bytes and peak of origin requests at once to
+# VIA_CPU, VIA_ORIGIN and VIA_PEAK.
+measure_begin() {
+	M_TICKS=$(cpu_ticks "$1")
+	M_BYTES=$(field body_bytes "$(origin_stats "$2")") # and a new peak
+}
+measure_end() {
+	local ticks stats bytes
+	ticks=$(cpu_ticks "$1") stats=$(origin_stats "$2")
+	bytes=$(field body_bytes "$stats")
+	VIA_CPU+=("$(awk "BEGIN { printf \"%.3f\", ($ticks - $M_TICKS) / $CLK_TCK }")")
+	VIA_ORIGIN+=($((${bytes:-0} - ${M_BYTES:-0})))
+	VIA_PEAK+=("$(field peak_active "$stats")")
+}
+
+# measure_reset: empties VIA_CPU, VIA_ORIGIN and VIA_PEAK for a new case.
+measure_reset() { VIA_CPU=() VIA_ORIGIN=() VIA_PEAK=(); }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
@@ -235,7 +338,9 @@ human() {
 }
 met() { awk "BEGIN { print ($1) ? \"yes\" : \"**no**\" }"; }
 
-# row CASE DIRECT PROXY RATIO TARGET MET
+# row CASE REFERENCE FIGURE RATIO TARGET MET: REFERENCE is direct, or the
+# best other cache; RATIO is FIGURE to REFERENCE (time ratios are inverted:
+# higher is better, except for latency, where the row says so).
 row() { ROWS+=("| $1 | $2 | $3 | $4 | $5 | $6 |"); }
 # error_row CASE TARGET: "–" for a case without a target.
 error_row() {
@@ -244,16 +349,42 @@ error_row() {
 	row "$1" "–" "error (see stderr)" "–" "$2" "$met"
 }
 
-# throughput_row CASE TARGET BYTES "DIRECT_SECONDS..." "PROXY_SECONDS...":
-# the row of a whole-file case; ratio = direct time / proxy time (throughput
-# ratio). TARGET "comparison" makes a row of another cache, with no target;
-# "–" a row of resumeproxy with no target.
+# cpu_per_gib BYTES: sets LAST_CPU to the median of VIA_CPU per GiB of
+# BYTES (empty when the runs did not measure it).
+cpu_per_gib() {
+	LAST_CPU=""
+	[ ${#VIA_CPU[@]} -gt 0 ] || return 0
+	LAST_CPU=$(calc "$(median "${VIA_CPU[@]}") / ($1 / 1073741824)")
+	note "CPU seconds per run [${VIA_CPU[*]}], origin bytes [${VIA_ORIGIN[*]}], origin requests at once [${VIA_PEAK[*]}]"
+}
+
+# via_extras [origin]: what the timed runs through a proxy cost: LAST_CPU
+# (proxy CPU seconds per GiB sent) and, with "origin", the median origin
+# body bytes (VIA_ORIGIN) and the most origin requests at once (VIA_PEAK).
+# Prints "" without measurements.
+via_extras() {
+	local peak
+	[ -n "$LAST_CPU" ] || return 0
+	printf '; proxy CPU %s s/GiB' "$LAST_CPU"
+	[ "${1:-}" = origin ] || return 0
+	peak=$(printf '%s\n' "${VIA_PEAK[@]}" | sort -g | tail -1)
+	printf '; origin sent %s, at most %s requests at once' "$(human "$(median "${VIA_ORIGIN[@]}")")" "$peak"
+}
+
+# throughput_row CASE TARGET BYTES "DIRECT_SECONDS..." "PROXY_SECONDS..."
+# [origin]: the row of a whole-file case against direct; ratio = direct
+# time / proxy time (throughput ratio); with the proxy's CPU (and origin
+# bytes) when the runs measured them. TARGET "comparison" makes a row of
+# another cache, with no target; "–" a row of resumeproxy with no target.
+# Sets LAST_MIBS and LAST_CPU.
 throughput_row() {
 	local name=$1 target=$2 bytes=$3 d p cells
 	# shellcheck disable=SC2086 # $4 and $5 are lists of numbers, split on purpose
 	d=$(median $4) p=$(median $5)
 	note "$name: seconds direct [$4], proxy [$5]"
-	cells=("$(mibs "$bytes" "$d") MiB/s ($(secs "$d") s)" "$(mibs "$bytes" "$p") MiB/s ($(secs "$p") s)"
+	LAST_MIBS=$(mibs "$bytes" "$p")
+	cpu_per_gib "$bytes"
+	cells=("$(mibs "$bytes" "$d") MiB/s ($(secs "$d") s)" "$LAST_MIBS MiB/s ($(secs "$p") s)$(via_extras "${6:-}")"
 		"$(calc "$d / $p")")
 	if [ "$target" = comparison ] || [ "$target" = "–" ]; then
 		row "$name" "${cells[@]}" "$target" "–"
@@ -270,6 +401,7 @@ throughput_row() {
 warm_runs() {
 	local via=$1 url=${2:-$ORIGIN}/big.bin t
 	DIRECT_TIMES=() VIA_TIMES=()
+	measure_reset
 	settle
 	fetch "$via" "$url" MISS "$SIZE" >/dev/null || return 1 # populates
 	for ((r = 0; r < RUNS; r++)); do
@@ -314,28 +446,119 @@ drop_caches() {
 # cold_runs VIA KEY [BASE]: RUNS times alternately big.bin?KEY=N directly
 # and through VIA, from the origin at BASE like warm_runs, N new each run so
 # that VIA has never seen it (a MISS); sets DIRECT_TIMES and VIA_TIMES like
-# warm_runs.
+# warm_runs, and VIA_CPU, VIA_ORIGIN and VIA_PEAK.
 cold_runs() {
-	local via=$1 url="${3:-$ORIGIN}/big.bin?$2" t
+	local via=$1 base=${3:-$ORIGIN} t
+	local url="$base/big.bin?$2"
 	DIRECT_TIMES=() VIA_TIMES=()
+	measure_reset
 	for ((r = 0; r < RUNS; r++)); do
 		settle drop
 		t=$(fetch direct "$url=$r" "" "$SIZE") || return 1
 		DIRECT_TIMES+=("$t")
 		settle drop
+		measure_begin "$via" "$base"
 		t=$(fetch "$via" "$url=$r" MISS "$SIZE") || return 1
+		measure_end "$via" "$base"
 		VIA_TIMES+=("$t")
 	done
 }
 
-case_warm() {
-	warm_runs proxy || return 1
-	throughput_row "warm hit ($(human "$SIZE"), complete entry)" 0.90 "$SIZE" "${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}"
+# partial_runs VIA KEY XCACHE [BASE]: RUNS times, big.bin?KEY=N directly,
+# then through VIA after an untimed download of its first half, then one
+# timed full GET, which XCACHE must answer ("*": any). How the half is left:
+# - resumeproxy: a Range request for bytes 0 to half-1. Of an entry nobody
+#   has, it is forwarded with that Range (policy.ForwardRange), so the fill
+#   stops at the half exactly. A client that reads half a full GET and
+#   leaves would leave more: after quick abort stops the fill, the proxy
+#   keeps what the kernel already holds for the connection (several MiB
+#   past the half on loopback);
+# - the other caches: a client that reads half a full GET and leaves (see
+#   abandon), the download broken halfway that this case is about. A range
+#   would not be the same request for them: nginx answers it by fetching
+#   and storing the whole file (the timed request is then a hit of a file
+#   fetched whole), Squid forwards it and stores nothing.
+# Sets what cold_runs sets, and VIA_XCACHE to the X-Cache words of the timed
+# runs, which the rows of the other caches show.
+partial_runs() {
+	local via=$1 want=$3 base=${4:-$ORIGIN} t half=$((SIZE / 2))
+	local url="$base/big.bin?$2"
+	DIRECT_TIMES=() VIA_TIMES=() VIA_XCACHE=()
+	measure_reset
+	for ((r = 0; r < RUNS; r++)); do
+		settle drop
+		t=$(fetch direct "$url=$r" "" "$SIZE") || return 1
+		DIRECT_TIMES+=("$t")
+		settle drop
+		if [ "$via" = proxy ]; then
+			fetch "$via" "$url=$r" MISS "$half" -r "0-$((half - 1))" >/dev/null || return 1
+		else
+			abandon "$via" "$url=$r" "$half"
+		fi
+		settle # not drop: the cached half stays in memory, as a hit's would
+		measure_begin "$via" "$base"
+		t=$(fetch "$via" "$url=$r" "$want" "$SIZE") || return 1
+		measure_end "$via" "$base"
+		VIA_TIMES+=("$t")
+		VIA_XCACHE+=("$(cat "$TMP/xcache")")
+	done
 }
 
+# abandon VIA URL BYTES: a client that reads the first BYTES of URL through
+# VIA (squid or nginx, as fetch asks them) and leaves: head exits, curl
+# fails to write and closes the connection. Then a second for the cache to
+# finish with it (it is not timed).
+abandon() {
+	local via=$1 url=$2 args=(-s)
+	case $via in
+	squid) args+=(-x "http://$SQUID") ;;
+	nginx) args+=(--noproxy '*') url=http://$NGINX${url#"$ORIGIN"} ;;
+	esac
+	curl "${args[@]}" "$url" | head -c "$3" >/dev/null
+	sleep 1
+}
+
+case_warm() {
+	warm_runs proxy || return 1
+	throughput_row "warm hit $(human "$SIZE"), plain HTTP (complete entry)" 0.95 "$SIZE" "${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}"
+}
+
+# case_cold, case_partial: unthrottled loopback. Their target is against
+# the other caches (the rows after the comparison); here, against direct,
+# they are costs.
 case_cold() {
 	cold_runs proxy run || return 1
-	throughput_row "cold miss ($(human "$SIZE"), written to the cache)" 0.80 "$SIZE" "${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}"
+	throughput_row "cold miss $(human "$SIZE"), unthrottled loopback" "–" "$SIZE" "${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}"
+	FIG[cold.resumeproxy]=$LAST_MIBS CPU[cold.resumeproxy]=$LAST_CPU
+}
+
+case_partial() {
+	partial_runs proxy part PARTIAL || return 1
+	throughput_row "partial (first 50% cached) $(human "$SIZE"), unthrottled loopback" "–" "$SIZE" "${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}"
+	FIG[partial.resumeproxy]=$LAST_MIBS CPU[partial.resumeproxy]=$LAST_CPU
+}
+
+# case_conn_cold, case_conn_partial: from the origin that limits each
+# connection to CONN_RATE. Direct is one connection (curl); the proxy may
+# fetch over several (segmented fill), up to its per-download cap.
+case_conn_cold() {
+	cold_runs proxy conn "$ORIGIN_CONN" || return 1
+	throughput_row "cold $(human "$SIZE"), origin limits each connection to $CONN_RATE/s" 3.0 "$SIZE" \
+		"${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}" origin
+}
+
+case_conn_partial() {
+	partial_runs proxy connpart PARTIAL "$ORIGIN_CONN" || return 1
+	throughput_row "partial (first 50% cached) $(human "$SIZE"), same origin" 3.0 "$SIZE" \
+		"${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}" origin
+}
+
+# case_link_cold: from the origin whose connections share one LINK_RATE:
+# no number of connections gets past it, so matching direct is the bar.
+case_link_cold() {
+	cold_runs proxy link "$ORIGIN_LINK" || return 1
+	throughput_row "cold $(human "$SIZE"), origin limits the whole link to $LINK_RATE/s" 0.95 "$SIZE" \
+		"${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}" origin
 }
 
 # start_mitm_proxy: a proxy that intercepts CONNECTs to the origin's HTTPS
@@ -367,23 +590,6 @@ tls_version() {
 		sed -n 's/^\* SSL connection using //p' | head -1 | grep . || echo "unknown"
 }
 
-# case_partial: a range request caches the first half (untimed), then one
-# full GET gets that half from the cache and the rest from upstream.
-case_partial() {
-	local d=() p=() t half=$((SIZE / 2))
-	for ((r = 0; r < RUNS; r++)); do
-		settle drop
-		t=$(fetch direct "$ORIGIN/big.bin?part=$r" "" "$SIZE") || return 1
-		d+=("$t")
-		settle drop
-		fetch proxy "$ORIGIN/big.bin?part=$r" MISS "$half" -r "0-$((half - 1))" >/dev/null || return 1
-		settle # not drop: the cached half stays in memory, as a hit's would
-		t=$(fetch proxy "$ORIGIN/big.bin?part=$r" PARTIAL "$SIZE") || return 1
-		p+=("$t")
-	done
-	throughput_row "partial (first 50% cached, one response)" 0.80 "$SIZE" "${d[*]}" "${p[*]}"
-}
-
 # case_ranges: RANGES random 1 MiB ranges of the entry case_warm completed,
 # one keep-alive connection, same offsets direct and through the proxy.
 case_ranges() {
@@ -398,25 +604,48 @@ case_ranges() {
 	throughput_row "range hit ($RANGES × 1 MiB random ranges, 1 conn)" 0.80 $((RANGES * RANGE_SIZE)) "${d[*]}" "${p[*]}"
 }
 
-# case_small: SMALL_REQUESTS GETs of a 10 KB no-store file, each a distinct
-# URL (?i=N), on 32 connections: the proxy must relay, not store.
-case_small() {
-	local dl=() pl=() dt=() pt=() out common=(-url "$ORIGIN/nostore/small.bin?i={i}"
-		-requests "$SMALL_REQUESTS" -conns "$SMALL_CONNS")
+# small_runs VIA: SMALL_REQUESTS GETs of a 10 KB no-store file, each a
+# distinct URL (?i=N), on SMALL_CONNS connections, RUNS times alternately
+# directly and through VIA (resumeproxy, squid or tinyproxy as a forward
+# proxy, nginx as a reverse proxy); sets SMALL_D and SMALL_V to the medians
+# "p50_ms req_per_s" of each. Through resumeproxy every reply must be a
+# MISS: it relays, it does not store.
+small_runs() {
+	local via=$1 dl=() vl=() dt=() vt=() out args=()
+	local url="$ORIGIN/nostore/small.bin?i={i}" common=(-requests "$SMALL_REQUESTS" -conns "$SMALL_CONNS")
+	case $via in
+	proxy) args=(-url "$url" -proxy "http://$PROXY" -expect-xcache MISS) ;;
+	squid) args=(-url "$url" -proxy "http://$SQUID") ;;
+	tinyproxy) args=(-url "$url" -proxy "http://$TINYPROXY") ;;
+	nginx) args=(-url "http://$NGINX${url#"$ORIGIN"}") ;;
+	esac
 	for ((r = 0; r < RUNS; r++)); do
-		out=$(client "${common[@]}") || return 1
+		out=$(client -url "$url" "${common[@]}") || return 1
 		dl+=("$(field p50_ms "$out")") dt+=("$(field req_per_s "$out")")
-		out=$(client "${common[@]}" -proxy "http://$PROXY" -expect-xcache MISS) || return 1
-		pl+=("$(field p50_ms "$out")") pt+=("$(field req_per_s "$out")")
+		out=$(client "${args[@]}" "${common[@]}") || return 1
+		vl+=("$(field p50_ms "$out")") vt+=("$(field req_per_s "$out")")
 	done
-	local d p
-	note "small: p50 ms direct [${dl[*]}], proxy [${pl[*]}]; req/s direct [${dt[*]}], proxy [${pt[*]}]"
-	d=$(median "${dl[@]}") p=$(median "${pl[@]}")
-	row "small pass-through p50 latency (10 KB no-store, $SMALL_CONNS conns)" "$d ms" "$p ms" \
-		"$(calc "$p / $d")" "≤ 1.30 (proxy/direct)" "$(met "$p / $d <= 1.3")"
-	d=$(median "${dt[@]}") p=$(median "${pt[@]}")
-	row "small pass-through throughput" "$d req/s" "$p req/s" \
-		"$(calc "$p / $d")" "≥ 0.70" "$(met "$p / $d >= 0.7")"
+	note "small via $via: p50 ms direct [${dl[*]}], via [${vl[*]}]; req/s direct [${dt[*]}], via [${vt[*]}]"
+	SMALL_D="$(median "${dl[@]}") $(median "${dt[@]}")"
+	SMALL_V="$(median "${vl[@]}") $(median "${vt[@]}")"
+}
+
+# small_rows NAME WHO: the rows of small_runs' figures against direct (no
+# target: issue 12 measures them against the other caches), and the
+# figures kept in FIG for those rows.
+small_rows() {
+	local dp dt vp vt
+	read -r dp dt <<<"$SMALL_D"
+	read -r vp vt <<<"$SMALL_V"
+	row "small pass-through via $1: p50 latency (10 KB no-store, $SMALL_CONNS conns)" "$dp ms" "$vp ms" \
+		"$(calc "$vp / $dp")× (lower is better)" "–" "–"
+	row "small pass-through via $1: throughput" "$dt req/s" "$vt req/s" "$(calc "$vt / $dt")" "–" "–"
+	FIG[small_p50.$2]=$vp FIG[small_rps.$2]=$vt
+}
+
+case_small() {
+	small_runs proxy || return 1
+	small_rows resumeproxy resumeproxy
 }
 
 # stream_peak BYTES FILE: a fresh proxy on an empty cache streams FILE cold,
@@ -480,9 +709,9 @@ wait_port() {
 	return 1
 }
 
-# cache_mib: the size to give another cache, in MiB: twice what the warm and
-# cold runs store, so that it never evicts during them.
-cache_mib() { echo $((2 * (RUNS + 1) * SIZE / 1048576 + 1)); }
+# cache_mib: the size to give another cache, in MiB: twice what the warm,
+# cold and partial runs store, so that it never evicts during them.
+cache_mib() { echo $((2 * (2 * RUNS + 1) * SIZE / 1048576 + 1)); }
 
 # squid_conf DIR PORT: Squid's config: a forward proxy on 127.0.0.1:PORT for
 # loopback clients to loopback servers only, its cache, logs and pid file in
@@ -549,7 +778,8 @@ stop_squid() {
 	rm -rf "$TMP/squid"
 }
 
-# nginx_conf DIR PORT: nginx's config: a reverse proxy of the origin on
+# nginx_conf DIR PORT: nginx's config: a reverse proxy of the unthrottled
+# origin on
 # 127.0.0.1:PORT with proxy_cache (the key has the query string, so ?nginx=N
 # are distinct entries), everything it writes in DIR.
 nginx_conf() {
@@ -559,11 +789,17 @@ nginx_conf() {
 	cat <<-EOF
 		# written by resumeproxy's scripts/bench.sh for its comparison rows
 		$user
-		worker_processes 1;
+		# as Debian's own nginx.conf: a worker per core
+		worker_processes auto;
 		pid $dir/nginx.pid;
 		error_log $dir/error.log;
-		events { worker_connections 64; }
+		events { worker_connections 1024; }
 		http {
+		    # keep-alive upstream connections, as resumeproxy and Squid keep them
+		    upstream origin {
+		        server ${ORIGIN#http://};
+		        keepalive 32;
+		    }
 		    access_log $dir/access.log;
 		    client_body_temp_path $dir/temp/body;
 		    proxy_temp_path $dir/temp/proxy;
@@ -575,7 +811,9 @@ nginx_conf() {
 		    server {
 		        listen 127.0.0.1:$port;
 		        location / {
-		            proxy_pass $ORIGIN;
+		            proxy_pass http://origin;
+		            proxy_http_version 1.1;
+		            proxy_set_header Connection "";
 		            proxy_buffering on;
 		            proxy_cache bench;
 		            proxy_cache_key \$scheme\$proxy_host\$request_uri;
@@ -587,7 +825,7 @@ nginx_conf() {
 	EOF
 }
 
-# start_nginx: nginx (master, one worker, cache processes) in the foreground
+# start_nginx: nginx (master, a worker per core, cache processes) in the foreground
 # of a background job on a free port, with a fresh cache under TMP; sets NGINX
 # (its address) and NGINX_PID (the master) once it serves.
 start_nginx() {
@@ -610,50 +848,158 @@ stop_nginx() {
 	rm -rf "$TMP/nginx"
 }
 
-# compare NAME VIA: the rows "warm hit via NAME" and "cold miss via NAME" of
-# another cache, VIA (squid or nginx: its command, start_VIA and stop_VIA),
-# timed by warm_runs and cold_runs like resumeproxy's. A cache that is not
+# tinyproxy_conf DIR PORT: tinyproxy's config: a forward proxy on
+# 127.0.0.1:PORT for loopback clients, its log and pid file in DIR;
+# everything else is left at tinyproxy's defaults (it runs as the current
+# user, and warns so under root).
+tinyproxy_conf() {
+	cat <<-EOF
+		# written by resumeproxy's scripts/bench.sh for its comparison rows
+		Port $2
+		Listen 127.0.0.1
+		Timeout 600
+		Allow 127.0.0.1
+		LogFile "$1/tinyproxy.log"
+		LogLevel Warning
+		PidFile "$1/tinyproxy.pid"
+	EOF
+}
+
+# start_tinyproxy: tinyproxy in the foreground (-d) of a background job on
+# a free port; sets TINYPROXY and TINYPROXY_PID once it serves.
+start_tinyproxy() {
+	local dir=$TMP/tinyproxy port
+	port=$(free_port) || { note "no free port for tinyproxy"; return 1; }
+	mkdir -p "$dir" && tinyproxy_conf "$dir" "$port" >"$dir/tinyproxy.conf" || return 1
+	tinyproxy -d -c "$dir/tinyproxy.conf" >>"$dir/stderr.log" 2>&1 &
+	TINYPROXY_PID=$!
+	if ! wait_port "$port" "$TINYPROXY_PID"; then
+		note "tinyproxy did not start: $(tail -5 "$dir/stderr.log" "$dir/tinyproxy.log" 2>/dev/null)"
+		return 1
+	fi
+	TINYPROXY=127.0.0.1:$port
+}
+
+stop_tinyproxy() {
+	[ -z "$TINYPROXY_PID" ] || { kill -TERM "$TINYPROXY_PID" 2>/dev/null && wait "$TINYPROXY_PID"; }
+	TINYPROXY_PID=""
+	rm -rf "$TMP/tinyproxy"
+}
+
+# compare NAME VIA CASES...: the rows of another cache, VIA (squid, nginx or
+# tinyproxy: its command, start_VIA and stop_VIA), for CASES (warm, cold,
+# partial, small), each timed like resumeproxy's; the cold, partial and
+# small figures go to FIG and CPU under NAME. A cache that is not
 # installed, does not start or cannot be measured gets rows that say so.
 compare() {
-	local name=$1 via=$2 warm cold
-	warm="warm hit via $name ($(human "$SIZE"), complete entry)"
-	cold="cold miss via $name ($(human "$SIZE"), written to the cache)"
-	note "case: $warm; $cold"
+	local name=$1 via=$2 c why=""
+	shift 2
+	note "case: comparison via $name ($*)"
 	if ! command -v "$via" >/dev/null; then
-		row "$warm" "–" "not installed" "–" comparison "–"
-		row "$cold" "–" "not installed" "–" comparison "–"
-		return
+		why="not installed"
+	elif ! "start_$via"; then
+		why="error: did not start (see stderr)"
 	fi
-	if ! "start_$via"; then
-		row "$warm" "–" "error: did not start (see stderr)" "–" comparison "–"
-		row "$cold" "–" "error: did not start (see stderr)" "–" comparison "–"
-		"stop_$via"
-		return
-	fi
-	if warm_runs "$via"; then
-		throughput_row "$warm" comparison "$SIZE" "${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}"
-	else
-		row "$warm" "–" "error (see stderr)" "–" comparison "–"
-	fi
-	if cold_runs "$via" "$via"; then
-		throughput_row "$cold" comparison "$SIZE" "${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}"
-	else
-		row "$cold" "–" "error (see stderr)" "–" comparison "–"
-	fi
-	"stop_$via"
+	for c in "$@"; do
+		if [ -n "$why" ]; then
+			row "$(compare_name "$c" "$name")" "–" "$why" "–" comparison "–"
+		else
+			"compare_$c" "$name" "$via" || row "$(compare_name "$c" "$name")" "–" "error (see stderr)" "–" comparison "–"
+		fi
+	done
+	[ "$why" = "not installed" ] || "stop_$via"
+}
+
+# compare_name CASE NAME: the name of a comparison row.
+compare_name() {
+	case $1 in
+	warm) echo "warm hit via $2 ($(human "$SIZE"), complete entry)" ;;
+	cold) echo "cold miss via $2 ($(human "$SIZE"), unthrottled loopback)" ;;
+	partial) echo "partial (first 50% cached) via $2 ($(human "$SIZE"), unthrottled loopback)" ;;
+	small) echo "small pass-through via $2" ;;
+	esac
+}
+
+compare_warm() {
+	warm_runs "$2" || return 1
+	throughput_row "$(compare_name warm "$1")" comparison "$SIZE" "${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}"
+}
+
+compare_cold() {
+	cold_runs "$2" "$2" || return 1
+	throughput_row "$(compare_name cold "$1")" comparison "$SIZE" "${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}"
+	FIG[cold.$1]=$LAST_MIBS CPU[cold.$1]=$LAST_CPU
+}
+
+# compare_partial: what the other cache makes of a download left halfway,
+# then asked for again (partial_runs): the X-Cache of the timed request goes
+# into the row (MISS: nothing of the half was kept).
+compare_partial() {
+	partial_runs "$2" "${2}part" "*" || return 1
+	throughput_row "$(compare_name partial "$1"), timed request X-Cache: $(printf '%s\n' "${VIA_XCACHE[@]}" | sort -u | paste -sd/)" \
+		comparison "$SIZE" "${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}"
+	FIG[partial.$1]=$LAST_MIBS CPU[partial.$1]=$LAST_CPU
+}
+
+compare_small() {
+	small_runs "$2" || return 1
+	small_rows "$1" "$1"
 }
 
 # compare_all: the comparison block, after resumeproxy's rows and on its own
 # (resumeproxy is stopped and its cache gone), under a heading row.
 compare_all() {
 	row "**comparison: the same downloads through other caches, same origin, same run**" "" "" "" "" ""
-	compare Squid squid
-	compare "nginx proxy_cache" nginx
+	compare Squid squid warm cold partial small
+	compare "nginx proxy_cache" nginx warm cold partial small
+	compare tinyproxy tinyproxy small
 }
 
-# squid_version, nginx_version: the version installed, or "not installed".
+# best KIND [low]: the other cache with the best FIG of KIND (the highest;
+# with low, the lowest), as "NAME VALUE"; nothing when none was measured.
+best() {
+	local k
+	for k in "${!FIG[@]}"; do
+		[[ $k == "$1".* && $k != "$1.resumeproxy" ]] && printf '%s\t%s\n' "${FIG[$k]}" "${k#"$1".}"
+	done | sort -g -t $'\t' -k1,1 | if [ "${2:-}" = low ]; then head -1; else tail -1; fi
+}
+
+# versus_row NAME KIND UNIT [low]: resumeproxy's FIG of KIND against the
+# best other cache's in this run (with both CPU figures when there are):
+# the target is at least as good.
+versus_row() {
+	local name=$1 kind=$2 unit=$3 mine=${FIG[$2.resumeproxy]:-} b val who ratio cpu_b="" cpu_m=""
+	b=$(best "$kind" "${4:-}")
+	if [ -z "$mine" ] || [ -z "$b" ]; then
+		row "$name" "${b:-no other cache measured}" "${mine:-not measured}" "–" "≥ the best" "–"
+		return
+	fi
+	IFS=$'\t' read -r val who <<<"$b"
+	[ -z "${CPU[$kind.$who]:-}" ] || cpu_b="; proxy CPU ${CPU[$kind.$who]} s/GiB"
+	[ -z "${CPU[$kind.resumeproxy]:-}" ] || cpu_m="; proxy CPU ${CPU[$kind.resumeproxy]} s/GiB"
+	if [ "${4:-}" = low ]; then
+		ratio=$(calc "$mine / $val")
+		row "$name" "$val $unit ($who$cpu_b)" "$mine $unit$cpu_m" "$ratio× (lower is better)" "≤ 1.00× the best" "$(met "$mine <= $val")"
+	else
+		ratio=$(calc "$mine / $val")
+		row "$name" "$val $unit ($who$cpu_b)" "$mine $unit$cpu_m" "$ratio" "≥ 1.00× the best" "$(met "$mine >= $val")"
+	fi
+}
+
+# versus_all: issue 12's rows against the other caches of the run.
+versus_all() {
+	row "**resumeproxy against the best other cache of this run**" "" "" "" "" ""
+	versus_row "cold miss $(human "$SIZE"), unthrottled loopback (best of Squid, nginx)" cold MiB/s
+	versus_row "partial (first 50% cached) $(human "$SIZE"), unthrottled loopback (best of Squid, nginx)" partial MiB/s
+	versus_row "small pass-through throughput, 10 KB, $SMALL_CONNS conns (best of Squid, nginx, tinyproxy)" small_rps req/s
+	versus_row "small pass-through p50 latency, 10 KB, $SMALL_CONNS conns (best of Squid, nginx, tinyproxy)" small_p50 ms low
+}
+
+# squid_version, nginx_version, tinyproxy_version: the version installed,
+# or "not installed".
 squid_version() { squid -v 2>/dev/null | sed -n '1s/.*Version //p' | grep . || echo "not installed"; }
 nginx_version() { nginx -v 2>&1 | sed -n 's|.*nginx/||p' | grep . || echo "not installed"; }
+tinyproxy_version() { tinyproxy -v 2>/dev/null | sed -n 's/^tinyproxy //p' | grep . || echo "not installed"; }
 
 # run_case NAME TARGET FUNC: runs FUNC; a failure becomes an error row.
 run_case() {
@@ -676,10 +1022,20 @@ describe_machine() {
 	echo "- $(curl --version | head -1 | cut -d' ' -f1-2)"
 	echo "- disk of $TMP: $(df -T "$TMP" | awk 'NR == 2 { print $2 " on " $1 }'), sequential write with fdatasync: $disk"
 	echo "- files: random bytes from /dev/urandom ($(human "$SIZE")); the $(human "$MEM_SIZE") file repeats it; all in the page cache"
-	echo "- origin: Go http.FileServer (sendfile), strong ETag, max-age=3600; direct = origin → client without the proxy"
-	echo "- figures: median of $RUNS alternated direct/proxy runs; whole files with curl, ranges and small GETs with benchclient (keep-alive); each whole-file run starts after sync, with nothing dirty in the page cache (back to back, 1 GiB runs are held to the disk's write-back rate) and the origin's file read into it"
+	echo "- origins: Go http.FileServer, strong ETag, max-age=3600: unthrottled (sendfile), one limiting each connection to $CONN_RATE/s (a token bucket per connection), one limiting all its connections together to $LINK_RATE/s (one shared bucket), each bucket holding 256 KiB; direct = origin → client (curl, one connection) without a proxy"
+	echo "- figures: median of $RUNS alternated direct/proxy runs; whole files with curl, ranges and small GETs with benchclient (keep-alive); each whole-file run starts after sync, with nothing dirty in the page cache (back to back, 1 GiB runs are held to the disk's write-back rate) and the origin's file read into it; proxy CPU = utime + stime of the proxy's processes over the timed run, per GiB sent to the client"
+	echo "- resumeproxy: default configuration (segmented fill on, as by default), a fresh cache for each group of rows"
 	[ "$COMPARE" = 0 ] ||
-		echo "- comparison: Squid $(squid_version) (forward proxy, ufs cache_dir, cache_mem 8 MB: hits read from disk) and nginx $(nginx_version) (reverse proxy, proxy_cache, sendfile on), Debian packages; neither syncs what it writes to its cache (resumeproxy syncs in the background every 64 MiB)"
+		echo "- comparison: Squid $(squid_version) (forward proxy, ufs cache_dir, cache_mem 8 MB: hits read from disk), nginx $(nginx_version) (reverse proxy, proxy_cache, sendfile on, worker_processes auto, keep-alive upstream) and tinyproxy $(tinyproxy_version) (forward proxy, no cache), Debian packages, against the unthrottled origin; neither Squid nor nginx syncs what it writes to its cache (resumeproxy syncs in the background every 64 MiB)"
+}
+
+# fresh_proxy: stops the proxy if one runs and starts one on an empty
+# cache (TMP/cache), so that the cases of a group do not pay for the
+# entries of the last (eviction, a disk filling with copies of big.bin).
+fresh_proxy() {
+	[ -z "$PROXY_PID" ] || stop_proxy
+	rm -rf "$TMP/cache"
+	start_proxy "$TMP/cache"
 }
 
 main() {
@@ -690,13 +1046,21 @@ main() {
 	make_files
 	local header
 	header=$(describe_machine)
-	start_origin
-	start_proxy "$TMP/cache"
-	run_case "warm hit" "≥ 0.90" case_warm
+	start_origins
+	fresh_proxy
+	run_case "cold, per-connection limit" "≥ 3.0" case_conn_cold
+	fresh_proxy
+	run_case "partial, per-connection limit" "≥ 3.0" case_conn_partial
+	fresh_proxy
+	run_case "cold, link limit" "≥ 0.95" case_link_cold
+	fresh_proxy
+	run_case "warm hit" "≥ 0.95" case_warm
 	run_case "range hit" "≥ 0.80" case_ranges
-	run_case "cold miss" "≥ 0.80" case_cold
-	run_case "partial" "≥ 0.80" case_partial
-	run_case "small pass-through" "p50 ≤ 1.30×, throughput ≥ 0.70×" case_small
+	fresh_proxy
+	run_case "cold miss, unthrottled" "–" case_cold
+	fresh_proxy
+	run_case "partial, unthrottled" "–" case_partial
+	run_case "small pass-through" "–" case_small
 	stop_proxy
 	rm -rf "$TMP/cache"
 	if start_mitm_proxy; then
@@ -709,7 +1073,10 @@ main() {
 	fi
 	rm -rf "$TMP/cache-tls"
 	run_case "memory" "≤ 64 MiB, ≤ 256 MiB, flat" case_memory
-	[ "$COMPARE" = 0 ] || compare_all
+	if [ "$COMPARE" != 0 ]; then
+		compare_all
+		versus_all
+	fi
 	echo "$header"
 	if [ -n "$DROP_FAILED" ]; then
 		echo "- page cache: NOT dropped before cold and partial runs (needs root or sudo): later cold runs may be slower"
@@ -721,7 +1088,7 @@ main() {
 	echo "- load average (1, 5, 15 min): $load_start at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 	echo "- runtime: ${SECONDS} s"
 	echo
-	echo "| case | direct | proxy | ratio | target | met? |"
+	echo "| case | reference (direct, or the best other cache) | measured | ratio | target | met? |"
 	echo "| --- | --- | --- | --- | --- | --- |"
 	printf '%s\n' "${ROWS[@]}"
 	return 0 # whether or not the targets are met

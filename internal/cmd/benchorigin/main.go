@@ -16,9 +16,25 @@
 // -ca-file, for clients to trust (curl --cacert, SSL_CERT_FILE), before it
 // writes the address to -tls-addr-file: a script that waits for the address
 // finds the CA there.
+//
+// Throttling: -conn-rate limits the body bytes of each connection (a token
+// bucket per connection, as mirrors, release CDNs and object stores limit
+// each one) and -link-rate those of all connections together (one shared
+// bucket, a link), both in bytes per second with IEC suffixes (32MiB); each
+// bucket holds -burst bytes (256KiB). The limits apply to the TLS listener
+// too and leave Range, ETags and the other headers as they are; unthrottled,
+// bodies still go out with sendfile. The script runs one origin per limit.
+//
+// Counting: GET /.bench/stats answers one line of key=value figures:
+// body_bytes (body bytes sent so far), requests, active (requests being
+// served) and peak_active (most at once since the previous read: each read
+// starts a new peak), so that a script can report what one download cost
+// the origin and over how many connections. On SIGTERM or SIGINT the same
+// line goes to the log before the origin exits.
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
@@ -26,20 +42,26 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
 // noStorePrefix marks paths whose responses forbid storing (RFC 9111 §5.2.2.5).
 const noStorePrefix = "/nostore/"
 
+// statsPath answers the counters instead of a file.
+const statsPath = "/.bench/stats"
+
 // options are the flags.
 type options struct {
 	dir, addr, addrFile          string
 	tlsAddr, tlsAddrFile, caFile string
 	maxAge                       int
+	connRate, linkRate, burst    byteSize
 }
 
 func main() {
@@ -51,6 +73,10 @@ func main() {
 	flag.StringVar(&o.tlsAddrFile, "tls-addr-file", "", "`file` to write the HTTPS listening address to")
 	flag.StringVar(&o.caFile, "ca-file", "", "`file` to write the CA certificate (PEM) of the HTTPS listener to; required with -tls-addr")
 	flag.IntVar(&o.maxAge, "max-age", 3600, "max-age in seconds sent with storable responses")
+	o.burst = 256 << 10
+	flag.Var(&o.connRate, "conn-rate", "body `bytes` per second of each connection, e.g. 32MiB (0: unlimited)")
+	flag.Var(&o.linkRate, "link-rate", "body `bytes` per second of all connections together, e.g. 100MiB (0: unlimited)")
+	flag.Var(&o.burst, "burst", "`bytes` each token bucket holds")
 	flag.Parse()
 	if err := run(o); err != nil {
 		log.Fatal("benchorigin: ", err)
@@ -58,26 +84,39 @@ func main() {
 }
 
 // run serves on the plain listener and, with o.tlsAddr, on the TLS one
-// until either fails.
+// until either fails or a signal ends it (nil: the counters are logged).
 func run(o options) error {
 	if o.tlsAddr != "" && o.caFile == "" {
 		return fmt.Errorf("-tls-addr needs -ca-file: clients must be given the CA to trust")
 	}
-	h := handler(o.dir, o.maxAge)
+	t, err := newThrottle(int64(o.connRate), int64(o.linkRate), int64(o.burst))
+	if err != nil {
+		return err
+	}
+	var s stats
+	srv := &http.Server{Handler: handler(o.dir, o.maxAge, t, &s), ConnContext: t.connContext}
 	ln, err := listen("-addr", o.addr, o.addrFile)
 	if err != nil {
 		return err
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- http.Serve(ln, h) }()
+	go func() { errc <- srv.Serve(ln) }()
 	if o.tlsAddr != "" {
 		tln, err := listenTLS(o)
 		if err != nil {
 			return err
 		}
-		go func() { errc <- http.Serve(tln, h) }()
+		go func() { errc <- srv.Serve(tln) }()
 	}
-	return <-errc
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+		log.Print("benchorigin: exiting: ", s.line())
+		return nil
+	}
 }
 
 // listenTLS makes the certificates, writes the CA to o.caFile and listens
@@ -121,11 +160,18 @@ func listen(name, addr, addrFile string) (net.Listener, error) {
 }
 
 // handler serves dir with http.FileServer after setting the validator and
-// the caching policy of the file asked for.
-func handler(dir string, maxAge int) http.Handler {
+// the caching policy of the file asked for, its body counted in s and
+// throttled by t; statsPath answers s.
+func handler(dir string, maxAge int, t *throttle, s *stats) http.Handler {
 	files := http.FileServer(http.Dir(dir))
 	storable := fmt.Sprintf("public, max-age=%d", maxAge)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == statsPath {
+			w.Header().Set("Cache-Control", "no-store")
+			fmt.Fprintln(w, s.line())
+			return
+		}
+		defer s.begin()()
 		cc := storable
 		if rest, ok := strings.CutPrefix(r.URL.Path, noStorePrefix); ok {
 			cc = "no-store"
@@ -139,6 +185,6 @@ func handler(dir string, maxAge int) http.Handler {
 			w.Header().Set("Etag", fmt.Sprintf(`"%x-%x"`, fi.Size(), fi.ModTime().UnixNano()))
 			w.Header().Set("Cache-Control", cc)
 		}
-		files.ServeHTTP(w, r)
+		files.ServeHTTP(bodyWriter(w, r, t, s), r)
 	})
 }
