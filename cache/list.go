@@ -164,6 +164,8 @@ type Usage struct {
 	Used int64
 	// MaxSize is the bound, resolved when automatic.
 	MaxSize int64
+	// MaxObjectSize is the largest version stored (Options.MaxObjectSize).
+	MaxObjectSize int64
 	// EvictedTTL counts partial versions evicted for going unused for
 	// PartialTTL; EvictedSize the least recently used ones evicted to get
 	// under MaxSize; Purged those removed by Purge.
@@ -177,10 +179,11 @@ func (s *Store) Usage() Usage {
 	s.commitMu.Unlock()
 	return Usage{
 		Used:        used,
-		MaxSize:     s.opts.MaxSize,
-		EvictedTTL:  s.removed.ttl.Load(),
-		EvictedSize: s.removed.size.Load(),
-		Purged:      s.removed.purged.Load(),
+		MaxSize:       s.opts.MaxSize,
+		MaxObjectSize: s.opts.MaxObjectSize,
+		EvictedTTL:    s.removed.ttl.Load(),
+		EvictedSize:   s.removed.size.Load(),
+		Purged:        s.removed.purged.Load(),
 	}
 }
 
