@@ -178,7 +178,7 @@ func (s *Store) Usage() Usage {
 	used := s.used
 	s.commitMu.Unlock()
 	return Usage{
-		Used:        used,
+		Used:          used,
 		MaxSize:       s.opts.MaxSize,
 		MaxObjectSize: s.opts.MaxObjectSize,
 		EvictedTTL:    s.removed.ttl.Load(),
