@@ -75,11 +75,11 @@ const (
 // UpstreamFailure is one failed upstream exchange, for the metrics (Kind)
 // and the status page's list of recent errors (all of it).
 type UpstreamFailure struct {
-	Time time.Time
-	Kind string
-	// URL is the upstream URL, redacted and clipped.
-	URL string
-	Err string
+	Time time.Time `json:"time"`
+	Kind string    `json:"kind"`
+	// URL is the upstream URL as Options.LogURL renders it.
+	URL string `json:"url"`
+	Err string `json:"err"`
 }
 
 // AccessRecord is what the proxy tells of one client request when it ends:
