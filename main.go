@@ -206,7 +206,7 @@ func parseFlags(args []string, stderr io.Writer) (config.Config, error) {
 // serveFlags are the proxy's own flags (verify takes them too).
 type serveFlags struct {
 	config, listen, cacheDir, caCert, caKey, ports, admin *string
-	mitm, resetIndex                               *bool
+	mitm, resetIndex                                      *bool
 }
 
 // newServeFlagSet defines the proxy's flags; a test checks that the
