@@ -253,6 +253,9 @@ func (p *Proxy) finish(ex *exchange) AccessRecord {
 	short := w.length >= 0 && written < w.length && r.Method != http.MethodHead
 	rec.ClientAborted = w.writeErr != nil || short && r.Context().Err() != nil
 	rec.Result = ex.result(rec)
+	if ex.denied.Load() || ex.purge.Load() || ex.proxyErr.Load() {
+		rec.FromCache, rec.FromUpstream = 0, 0 // the proxy wrote these itself
+	}
 	if rec.Cache == xMiss && (rec.Result == ResultMiss || rec.Result == ResultPass) {
 		rec.MissReason = missReason(missFacts{
 			req: r, status: w.status, header: w.header, size: w.size,
