@@ -89,7 +89,11 @@ func (p *Proxy) observed(w http.ResponseWriter, r *http.Request, next func(http.
 		p.exMu.Unlock()
 		rec := p.finish(ex)
 		p.obs.RequestDone(rec)
-		p.logAccess(rec)
+		if rec.Result != ResultDenied {
+			// Refusals are logged by the gate, once a minute per
+			// address: a refused client must not fill the log.
+			p.logAccess(rec)
+		}
 	}()
 	next(ex.w, r)
 }
