@@ -363,7 +363,7 @@ type countingWriter struct {
 	status   int
 	headerAt time.Time
 	xCache   string
-	header   http.Header // a copy, kept for a MISS only
+	header   http.Header // missFields of a MISS's header; nil otherwise
 	length   int64       // Content-Length sent; -1 none
 	size     int64       // the representation's length; -1 unknown
 	writeErr error
@@ -388,9 +388,19 @@ func (w *countingWriter) noteHeader(status int) {
 		w.size = cr.Size
 	}
 	if w.xCache == xMiss {
-		w.header = h.Clone()
+		w.header = make(http.Header, len(missFields))
+		for _, k := range missFields {
+			if v, ok := h[k]; ok {
+				w.header[k] = v // sent: nobody changes it any more
+			}
+		}
 	}
 }
+
+// missFields are the response fields missReason reads (storability,
+// freshness, validators): all a MISS keeps of its header.
+var missFields = []string{"Cache-Control", "Pragma", "Vary", "Etag", "Last-Modified", "Expires", "Date", "Age",
+	"Content-Encoding", "Content-Range"}
 
 func (w *countingWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
