@@ -19,13 +19,14 @@ import (
 	"github.com/resumeproxy/resumeproxy/proxy/policy"
 )
 
-// cacheOps is what ls and purge do to a cache. A *cache.Store opened
-// directly is one; a client of the running proxy's admin API will be the
-// other, chosen by openCacheOps.
+// cacheOps is what ls, purge and verify do to a cache. A *cache.Store
+// opened directly is one; a client of the running proxy's admin API
+// (*admin.Client) is the other, chosen by openCacheOps.
 type cacheOps interface {
 	List(fn func(cache.Info) bool) error
 	Purge(key string) (bool, error)
 	PurgePrefix(prefix string) ([]string, error)
+	Verify(bad func(key string, block int64)) (cache.VerifyReport, error)
 	Close() error
 }
 
@@ -33,12 +34,16 @@ type cacheOps interface {
 // directory.
 var errProxyRunning = errors.New("a resumeproxy is running on this cache")
 
-// openCacheOps gives ls and purge their way to the cache. Today that is
-// the cache itself, opened directly, which needs the proxy stopped; when
-// the admin API exists, a running proxy (errProxyRunning) will be reached
-// through it here instead, and the commands stay as they are.
+// openCacheOps gives ls, purge and verify their way to the cache: the
+// cache itself, opened directly, when no proxy runs on it; else, since the
+// running proxy holds it (errProxyRunning), that proxy's admin API, found
+// at adminAddr and checked to serve the same cache directory.
 func openCacheOps(cfg config.Config, stdout, stderr io.Writer) (cacheOps, error) {
-	return openDirect(cfg, stdout, stderr)
+	store, err := openDirect(cfg, stdout, stderr)
+	if errors.Is(err, errProxyRunning) {
+		return dialAdmin(adminAddr(cfg), cfg)
+	}
+	return store, err
 }
 
 // openDirect opens the cache under cfg.CacheDir for a command that works
@@ -65,18 +70,18 @@ func openDirect(cfg config.Config, stdout, stderr io.Writer) (*cache.Store, erro
 		fmt.Fprintf(stdout, "the index was damaged: moved aside to %s; %d body files removed; the cache is empty\n", aside, removed)
 	})
 	if errors.Is(err, cache.ErrLocked) {
-		return nil, fmt.Errorf("%w in %s, and holds it: ls, purge and verify work on the cache of a stopped proxy. "+
-			"Stop the proxy first (going through a running proxy's admin API is yet to come)", errProxyRunning, cfg.CacheDir)
+		return nil, fmt.Errorf("%w in %s, and holds it", errProxyRunning, cfg.CacheDir)
 	}
 	return store, err
 }
 
-// cacheFlags adds --config and --cache-dir to fset; the function returned
-// gives the configuration they select once fset is parsed (the defaults,
-// then the file, then --cache-dir), validated.
+// cacheFlags adds --config, --cache-dir and --admin to fset; the function
+// returned gives the configuration they select once fset is parsed (the
+// defaults, then the file, then the flags), validated.
 func cacheFlags(fset *flag.FlagSet) func() (config.Config, error) {
 	cfgPath := fset.String("config", "", "YAML configuration `file` (see config.example.yaml)")
 	cacheDir := fset.String("cache-dir", "", "cache `directory` (default: the configured one, else resumeproxy under the user cache dir)")
+	adminAt := fset.String("admin", "", "a running proxy's admin API at `ADDR` (default: admin, else listen, in --config)")
 	return func() (config.Config, error) {
 		cfg := config.Default()
 		if *cfgPath != "" {
@@ -87,6 +92,9 @@ func cacheFlags(fset *flag.FlagSet) func() (config.Config, error) {
 		}
 		if *cacheDir != "" {
 			cfg.CacheDir = *cacheDir
+		}
+		if *adminAt != "" {
+			cfg.Admin = *adminAt
 		}
 		if err := cfg.Validate(); err != nil {
 			return cfg, usageError{err}
@@ -112,12 +120,13 @@ func parseCommand(fset *flag.FlagSet, synopsis string, args []string, stderr io.
 	return nil
 }
 
-const lsSynopsis = `usage: resumeproxy ls [--partial] [--config FILE] [--cache-dir DIR] [PATTERN]
+const lsSynopsis = `usage: resumeproxy ls [--partial] [--config FILE] [--cache-dir DIR] [--admin ADDR] [PATTERN]
 
 Lists what the cache holds: state (complete or partial), size, bytes stored,
 last use and URL. PATTERN selects URLs: a glob when it has * or ? (* also
 matches /), else a substring. --partial lists only the downloads a next
-request would resume. The proxy must be stopped.
+request would resume. While a proxy runs on the cache, ls asks it through
+its admin API (at --admin, else admin, else listen in --config).
 `
 
 // runLs runs "resumeproxy ls".
@@ -243,13 +252,15 @@ func humanSize(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", v, "KMGTPE"[unit])
 }
 
-const purgeSynopsis = `usage: resumeproxy purge [--config FILE] [--cache-dir DIR] URL
-       resumeproxy purge [--config FILE] [--cache-dir DIR] --prefix PREFIX
+const purgeSynopsis = `usage: resumeproxy purge [--config FILE] [--cache-dir DIR] [--admin ADDR] URL
+       resumeproxy purge [--config FILE] [--cache-dir DIR] [--admin ADDR] --prefix PREFIX
 
 Removes a URL from the cache, or every URL that starts with PREFIX (keys are
 URLs with the scheme and host in lower case and no default port): the next
-request fetches it afresh. Exit status 1 when nothing matched. The proxy
-must be stopped.
+request fetches it afresh. Exit status 1 when nothing matched. While a
+proxy runs on the cache, purge asks it through its admin API (at --admin,
+else admin, else listen in --config; from beyond loopback it sends
+admin_token).
 `
 
 // runPurge runs "resumeproxy purge".

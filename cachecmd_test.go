@@ -182,8 +182,9 @@ func TestCacheCommandErrors(t *testing.T) {
 }
 
 // TestCacheCommandsWhileRunning: with the cache held by a running proxy
-// (here: the store open in this process, which takes the same lock), ls,
-// purge and verify exit 1 saying so, and touch nothing.
+// (here: the store open in this process, which takes the same lock) whose
+// admin API cannot be reached, ls, purge and verify exit 1 saying where
+// they looked, and touch nothing.
 func TestCacheCommandsWhileRunning(t *testing.T) {
 	withUserCacheDir(t)
 	dir := fillCache(t, testEntries)
@@ -192,11 +193,12 @@ func TestCacheCommandsWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	closed := freeAddr(t) // nothing listens there
 	for _, args := range [][]string{
-		{"ls", "--cache-dir", dir},
-		{"purge", "--cache-dir", dir, "http://example.test/a.iso"},
-		{"purge", "--cache-dir", dir, "--prefix", "http://"},
-		{"verify", "--cache-dir", dir},
+		{"ls", "--cache-dir", dir, "--admin", closed},
+		{"purge", "--cache-dir", dir, "--admin", closed, "http://example.test/a.iso"},
+		{"purge", "--cache-dir", dir, "--admin", closed, "--prefix", "http://"},
+		{"verify", "--cache-dir", dir, "--admin", closed},
 	} {
 		var stdout, stderr strings.Builder
 		err := run(args, &stdout, &stderr)
@@ -204,7 +206,7 @@ func TestCacheCommandsWhileRunning(t *testing.T) {
 			t.Errorf("%q while the proxy runs = %v (exit %d), want errProxyRunning, exit 1", args, err, code)
 			continue
 		}
-		for _, want := range []string{"a resumeproxy is running on this cache in " + dir, "Stop the proxy first", "admin API"} {
+		for _, want := range []string{"a resumeproxy is running on this cache in " + dir, "admin API is not reachable at " + closed, "--admin ADDR"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("%q while the proxy runs = %q, want it to say %q", args, err, want)
 			}

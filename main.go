@@ -104,7 +104,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err} // Validate has checked them: a mistake of the config
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: levelOf(cfg.LogLevel)}))
+	log := newLogger(cfg, stderr)
 	store, err := openCache(cfg, cache.Options{
 		CheckpointBytes: int64(cfg.CheckpointInterval),
 		SyncBytes:       int64(cfg.SyncInterval),
@@ -129,6 +129,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 		store.Close()
 		return err
 	}
+	var adminLn net.Listener
+	if cfg.Admin != "" {
+		if adminLn, err = net.Listen("tcp", cfg.Admin); err != nil {
+			ln.Close()
+			store.Close()
+			return fmt.Errorf("listen on the admin address: %w", err)
+		}
+	}
+	adm := newAdminSurface(cfg, store, pol, mitm, log)
 	p := proxy.New(proxy.Options{
 		Store: store,
 		Rules: rules,
@@ -157,8 +166,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 			PerHost:     cfg.Segments.PerHost,
 		},
 		ClientWriteTimeout: cfg.ClientWriteTimeout,
+		Observer:           adm.stats,
+		Admin:              adm.handler,
 	})
+	adm.proxy.Proxy = p
 	srv := proxy.NewServer(p)
+	stopAdmin := func(context.Context) {}
+	if adminLn != nil {
+		stopAdmin = serveAdmin(adminLn, adm.handler, log)
+		log.Info("admin pages serving", "admin", adminLn.Addr().String())
+	}
 	log.Info("resumeproxy serving", "listen", ln.Addr().String(), "cache_dir", cfg.CacheDir,
 		"mitm", mitm != nil, "connect_ports", cfg.ConnectPorts, "allow", pol.Allow.String(),
 		"users", len(cfg.Auth.Users), "private_upstreams_refused", pol.GuardUpstreams)
@@ -176,6 +193,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			srv.Close()
 		}
 		_ = p.Shutdown(sctx) // tunnels and intercepted connections: cut when the grace ends
+		stopAdmin(sctx)
 		cancel()
 	}
 	p.Close()
@@ -200,8 +218,8 @@ func parseFlags(args []string, stderr io.Writer) (config.Config, error) {
 
 // serveFlags are the proxy's own flags (verify takes them too).
 type serveFlags struct {
-	config, listen, cacheDir, caCert, caKey, ports *string
-	mitm, resetIndex                               *bool
+	config, listen, cacheDir, caCert, caKey, ports, admin *string
+	mitm, resetIndex                                      *bool
 }
 
 // newServeFlagSet defines the proxy's flags; a test checks that the
@@ -221,6 +239,7 @@ func newServeFlagSet(stderr io.Writer) (*flag.FlagSet, *serveFlags) {
 		caCert:   fs.String("ca-cert", "", "CA certificate `PEM` for --mitm (default: the one ca init wrote)"),
 		caKey:    fs.String("ca-key", "", "CA private key `PEM` for --mitm (default: the one ca init wrote)"),
 		ports:    fs.String("connect-ports", "", "comma-separated `ports` a CONNECT may reach (default 443)"),
+		admin:    fs.String("admin", "", "also serve the status page, /metrics and /api on `ADDR` (they are always on --listen)"),
 		resetIndex: fs.Bool("reset-index", false, "if the cache index is damaged, move it aside (to index.damaged-TIME in the cache\n"+
 			"directory) and start with an empty cache, removing the body files nothing can vouch for;\n"+
 			"a healthy index is left alone"),
@@ -247,6 +266,9 @@ func parseServeFlags(args []string, stderr io.Writer) (config.Config, error) {
 	}
 	if *f.cacheDir != "" {
 		cfg.CacheDir = *f.cacheDir
+	}
+	if *f.admin != "" {
+		cfg.Admin = *f.admin
 	}
 	cfg.MITM.Enabled = cfg.MITM.Enabled || *f.mitm
 	if *f.caCert != "" || *f.caKey != "" {
@@ -293,13 +315,14 @@ func openCache(cfg config.Config, opts cache.Options, reset func(aside string, r
 
 // runVerify checks every stored block against its checksum, drops the bad
 // ones (they are fetched again when next asked for) and prints a report.
-// The proxy must not be running on the same cache directory (openDirect).
+// While a proxy runs on the cache, the proxy does it, asked through its
+// admin API (openCacheOps).
 func runVerify(args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
 	}
-	store, err := openDirect(cfg, stdout, stderr)
+	store, err := openCacheOps(cfg, stdout, stderr)
 	if err != nil {
 		return err
 	}

@@ -59,6 +59,9 @@ type candidate struct {
 	size     int64 // its footprint: bytes present and its record
 	lastUse  time.Time
 	complete bool
+	// expired is set by victims for a partial version evicted for its
+	// age rather than for space (Usage tells them apart).
+	expired bool
 }
 
 // victims chooses what one pass evicts, in order: every partial version
@@ -69,6 +72,7 @@ func victims(cands []candidate, used, maxSize, low int64, cutoff time.Time) []ca
 	var out, rest []candidate
 	for _, c := range cands {
 		if !c.complete && c.lastUse.Before(cutoff) {
+			c.expired = true
 			out = append(out, c)
 			used -= c.size
 		} else {
@@ -116,7 +120,7 @@ func (s *Store) candidates() ([]candidate, error) {
 	var cands []candidate
 	err := s.eachRecord(func(key string, v version) {
 		if m := v.m; m != nil {
-			cands = append(cands, candidate{key, m.ID, v.footprint(), m.lastUse(), m.Complete()})
+			cands = append(cands, candidate{key: key, id: m.ID, size: v.footprint(), lastUse: m.lastUse(), complete: m.Complete()})
 		}
 	})
 	if err != nil {
@@ -142,9 +146,15 @@ func (s *Store) busyLocked(c candidate) bool {
 func (s *Store) evict(vs []candidate) (n int, bytes int64, err error) {
 	s.mu.Lock()
 	ops := make([]indexOp, 0, len(vs))
+	var expired, full int64
 	for _, c := range vs {
 		if !s.busyLocked(c) {
 			ops = append(ops, deleteOp(c.key, c.id))
+			if c.expired {
+				expired++
+			} else {
+				full++
+			}
 		}
 	}
 	s.commitMu.Lock()
@@ -158,6 +168,9 @@ func (s *Store) evict(vs []candidate) (n int, bytes int64, err error) {
 	}
 	if err != nil {
 		err = fmt.Errorf("cache: evict: %w", err)
+	} else {
+		s.removed.ttl.Add(expired)
+		s.removed.size.Add(full)
 	}
 	return len(freed), bytes, err
 }

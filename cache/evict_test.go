@@ -239,6 +239,9 @@ func TestEvictLRU(t *testing.T) {
 	if n := pass(t, s); n != 0 {
 		t.Errorf("pass at 900 of 1010 KiB evicted %d versions, want 0", n)
 	}
+	if u := s.Usage(); u.EvictedSize != 2 || u.EvictedTTL != 0 || u.Used != want || u.MaxSize != 1010*k {
+		t.Errorf("Usage() = %+v, want EvictedSize 2, Used %d, MaxSize %d", u, want, 1010*k)
+	}
 }
 
 // recordBytes sums what the records of the index take (their keys and
@@ -333,6 +336,9 @@ func TestPartialTTL(t *testing.T) {
 		t.Errorf("pass a TTL after the access evicted %d, want 1", n)
 	}
 	checkStored(t, s, ids, map[string]bool{"accessed": false, "complete": true})
+	if u := s.Usage(); u.EvictedTTL != 4 || u.EvictedSize != 0 {
+		t.Errorf("Usage() = %+v, want EvictedTTL 4, EvictedSize 0", u)
+	}
 }
 
 // TestAccessedPersisted: a Get sets Accessed in memory at once; the index

@@ -3,9 +3,12 @@ package cache
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/resumeproxy/resumeproxy/rangeutil"
 )
 
 // Info is what List tells of one stored version: what an operator needs
@@ -28,6 +31,9 @@ type Info struct {
 	Complete bool
 	// LastUse is when the version was last looked up, or created.
 	LastUse time.Time
+	// Ranges are the bytes Stored counts, as the index claims them: the
+	// status page draws a partial download's range map from them.
+	Ranges rangeutil.Set
 }
 
 // List calls fn for every version in the index, in key order (keys over
@@ -67,6 +73,7 @@ func infoOf(m *Meta) Info {
 		Stored:   m.Ranges.Covered(),
 		Complete: m.Complete(),
 		LastUse:  m.lastUse(),
+		Ranges:   m.Ranges.Clone(),
 	}
 }
 
@@ -103,6 +110,7 @@ func (s *Store) Purge(key string) (bool, error) {
 	if err != nil {
 		return true, fmt.Errorf("cache: purge %s: %w", logKey(key), err)
 	}
+	s.removed.purged.Add(1)
 	return true, nil
 }
 
@@ -145,4 +153,41 @@ func (s *Store) PurgePrefix(prefix string) ([]string, error) {
 		}
 	}
 	return purged, nil
+}
+
+// Usage is how much the cache holds against its bound, and how many
+// versions left it and why since Open: what the metrics and the status
+// page show without scanning the index.
+type Usage struct {
+	// Used is what eviction counts against MaxSize: the bytes the index
+	// claims plus the records.
+	Used int64
+	// MaxSize is the bound, resolved when automatic.
+	MaxSize int64
+	// MaxObjectSize is the largest version stored (Options.MaxObjectSize).
+	MaxObjectSize int64
+	// EvictedTTL counts partial versions evicted for going unused for
+	// PartialTTL; EvictedSize the least recently used ones evicted to get
+	// under MaxSize; Purged those removed by Purge.
+	EvictedTTL, EvictedSize, Purged int64
+}
+
+// Usage returns the store's Usage now.
+func (s *Store) Usage() Usage {
+	s.commitMu.Lock()
+	used := s.used
+	s.commitMu.Unlock()
+	return Usage{
+		Used:          used,
+		MaxSize:       s.opts.MaxSize,
+		MaxObjectSize: s.opts.MaxObjectSize,
+		EvictedTTL:    s.removed.ttl.Load(),
+		EvictedSize:   s.removed.size.Load(),
+		Purged:        s.removed.purged.Load(),
+	}
+}
+
+// removals counts versions removed since Open, by reason (Usage).
+type removals struct {
+	ttl, size, purged atomic.Int64
 }

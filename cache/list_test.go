@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -62,7 +63,19 @@ func TestList(t *testing.T) {
 			t.Errorf("List()[%d].LastUse = %v, want %v", i, got[i].LastUse, want[i].LastUse)
 		}
 		got[i].LastUse = want[i].LastUse
-		if got[i] != want[i] {
+		if want[i].Size >= 0 {
+			wantRanges := rangeutil.Set{}
+			if i == 1 {
+				wantRanges.Insert(rangeutil.Range{Start: 20, End: 80})
+			} else {
+				wantRanges.Insert(rangeutil.Range{Start: 0, End: want[i].Stored})
+			}
+			if !got[i].Ranges.Equal(wantRanges) {
+				t.Errorf("List()[%d].Ranges = %v, want %v", i, got[i].Ranges, wantRanges)
+			}
+		}
+		got[i].Ranges = rangeutil.Set{}
+		if !reflect.DeepEqual(got[i], want[i]) {
 			t.Errorf("List()[%d] = %+v, want %+v", i, got[i], want[i])
 		}
 	}
@@ -107,6 +120,9 @@ func TestPurge(t *testing.T) {
 	s.commitMu.Unlock()
 	if used != 0 {
 		t.Errorf("used after purging everything = %d, want 0", used)
+	}
+	if u := s.Usage(); u.Purged != 2 || u.Used != 0 || u.EvictedSize+u.EvictedTTL != 0 {
+		t.Errorf("Usage() after two purges = %+v, want Purged 2, nothing else", u)
 	}
 	mustClose(t, s)
 	s = openStore(t, dir, Options{})

@@ -154,6 +154,9 @@ type Store struct {
 	epoch  uint64
 	bootID string
 
+	// removed counts the versions evicted and purged (Usage).
+	removed removals
+
 	// verified remembers the blocks checked against their sums.
 	verified verifiedBlocks
 	// faults rate-limits storage error logs and pauses new versions.

@@ -98,6 +98,7 @@ func (b *entryBody) read(buf []byte) (int, error) {
 			return 0, err
 		}
 		m, err := b.file.e.ReadAt(buf[:min(int64(len(buf)), n)], b.pos)
+		b.sent(int64(m))
 		b.pos += int64(m)
 		b.moved()
 		if errors.Is(err, cache.ErrBodyCut) {
@@ -264,6 +265,7 @@ func (b *entryBody) sendFile(w io.Writer, f *os.File, n int64) (int64, error) {
 	}
 	b.client.armWrite()
 	m, err := io.Copy(w, &io.LimitedReader{R: f, N: n})
+	b.sent(m)
 	b.pos += m
 	b.moved()
 	b.fpos = b.pos
@@ -331,6 +333,7 @@ func (u *upstreamSource) read(ctx context.Context, buf []byte, r rangeutil.Range
 	for {
 		if u.body == nil {
 			body, err := u.p.resume(ctx, r, u.src, u.have)
+			u.p.resumed(u.have, err)
 			if err != nil {
 				if refusedSignature(err) && u.p.refreshSource(ctx, &u.src) {
 					continue

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,6 +26,8 @@ type aborter struct {
 	rc   *http.ResponseController // of w
 	// writeTimeout bounds each write to the client (armWrite); 0: none.
 	writeTimeout time.Duration
+	// cut is set once abort has cut the connection.
+	cut atomic.Bool
 }
 
 func (a *aborter) abort() {
@@ -32,6 +35,7 @@ func (a *aborter) abort() {
 		return // no client connection (a response built outside ServeHTTP)
 	}
 	a.once.Do(func() {
+		a.cut.Store(true)
 		conn, _, err := http.NewResponseController(a.w).Hijack()
 		if err == nil {
 			conn.Close()

@@ -123,6 +123,7 @@ func checkResumed(resp *http.Response, ask rangeutil.Range, at, size int64, v po
 func (p *Proxy) startFill(ctx context.Context, stop *fillStop, f *cache.Fill, e *cache.Entry, body io.ReadCloser, src source) {
 	e.Acquire()
 	go func() {
+		defer p.fillRunning()()
 		defer e.Release()
 		defer stop.cancel()
 		err := p.drive(ctx, stop, f, e, body, src)
@@ -192,7 +193,9 @@ func (p *Proxy) drive(ctx context.Context, stop *fillStop, f *cache.Fill, e *cac
 				return errWoundDown
 			}
 			var err error
-			if body, err = p.resume(ctx, rangeutil.Range{Start: f.Pos(), End: f.End()}, src, e); err != nil {
+			body, err = p.resume(ctx, rangeutil.Range{Start: f.Pos(), End: f.End()}, src, e)
+			p.resumed(e, err)
+			if err != nil {
 				if refusedSignature(err) && p.refreshSource(ctx, &src) {
 					continue // a fresh signature: ask again at once
 				}
@@ -234,6 +237,7 @@ func (p *Proxy) drive(ctx context.Context, stop *fillStop, f *cache.Fill, e *cac
 			b.progressAt(lastByte(body))
 		}
 		body = nil
+		p.dropped(e)
 		p.log.Info("upstream body failed; resuming", "url", clip(src.url.Redacted()), "at", f.Pos(), "err", clipErr(err))
 		if !b.wait(ctx) {
 			return fmt.Errorf("proxy: giving up on %s at byte %d after %d attempts: %w", src.url.Redacted(), f.Pos(), b.attempts, err)

@@ -205,7 +205,7 @@ func (p *Proxy) serveIntercepted(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.URL.Scheme, r.URL.Host = "https", target
-	p.route(w, r)
+	p.observed(w, r, p.route)
 }
 
 // sameAuthority reports whether authority (a Host field, port optional:

@@ -245,3 +245,17 @@ func TestRedirectFromDigestKeysTarget(t *testing.T) {
 		t.Errorf("store paths sent %d and %d body bytes, want %d and at most 1 (the second is the same digest)", a, b, len(data))
 	}
 }
+
+// TestAccessLogWithoutSignature: the access log names a signed URL without
+// its signature.
+func TestAccessLogWithoutSignature(t *testing.T) {
+	h := newHarness(t)
+	signedAsset(h, "/bucket/log.bin", 1000)
+	wantBody(t, "signed", h.get(h.signedURL("/bucket/log.bin")), 200, 0, 0, 1000)
+	if n := h.logs.count("X-Amz-Signature"); n != 0 {
+		t.Errorf("%d log lines carry the signature", n)
+	}
+	if h.logs.count("/bucket/log.bin") == 0 {
+		t.Error("no log line names the download")
+	}
+}

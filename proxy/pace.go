@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/resumeproxy/resumeproxy/cache"
@@ -42,6 +43,10 @@ type readers struct {
 	at map[*entryBody]rangeutil.Range
 	// moved is closed and replaced whenever a reader moves or goes.
 	moved chan struct{}
+
+	// resumes counts the fills' resumes of the entry, for the access
+	// log; drops the upstream failures not yet resumed (exchange.go).
+	resumes, drops atomic.Int64
 }
 
 // readersOf returns the readers of e, taking a reference that dropReaders

@@ -14,8 +14,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -99,6 +101,22 @@ type Options struct {
 	// for this long is cut, and counts as having left (QuickAbort).
 	// Default 1m.
 	ClientWriteTimeout time.Duration
+	// Observer receives what the proxy does: requests, upstream bytes
+	// and failures, resumes (the metrics and the status page). Default
+	// NopObserver.
+	Observer Observer
+	// AccessLog receives one line per client request (accesslog.go).
+	// Default Logger; a handler that drops everything turns it off.
+	AccessLog *slog.Logger
+	// LogURL renders a request's URL for the access log and the
+	// Observer. Default: the URL without the signature parameters Rules
+	// strip and with any password redacted, clipped.
+	LogURL func(*url.URL) string
+	// Admin serves requests addressed to the proxy itself (origin form:
+	// the status page, /metrics, /api/..., /ca.pem) and PURGE requests.
+	// Default nil: /ca.pem with interception on, else a hint; PURGE is
+	// forwarded like any other method.
+	Admin http.Handler
 }
 
 func (o *Options) setDefaults() {
@@ -122,6 +140,14 @@ func (o *Options) setDefaults() {
 	o.ClientWriteTimeout = cmp.Or(o.ClientWriteTimeout, time.Minute)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	o.AccessLog = cmp.Or(o.AccessLog, o.Logger)
+	if o.Observer == nil {
+		o.Observer = NopObserver{}
+	}
+	if o.LogURL == nil {
+		rules := o.Rules
+		o.LogURL = func(u *url.URL) string { return clip(withoutParams(u, rules.Key(u).Stripped)) }
 	}
 }
 
@@ -195,6 +221,14 @@ type Proxy struct {
 	hosts      hostSlots
 	segMu      sync.Mutex
 	segmenting map[*cache.Entry]bool
+
+	// obs is Options.Observer or its default.
+	obs Observer
+	// exMu guards exchanges: the client requests under way (exchange.go).
+	exMu      sync.Mutex
+	exchanges map[*exchange]struct{}
+	// fills counts the fill goroutines running.
+	fills atomic.Int64
 }
 
 // New returns a Proxy over opts.Store.
@@ -204,7 +238,8 @@ func New(opts Options) *Proxy {
 		bufs: newBuffers(), access: cmp.Or(opts.Access, access.Loopback()),
 		deniedLog: access.NewThrottle(refusalLogEvery, refusalLogMax),
 		authLog:   access.NewThrottle(refusalLogEvery, refusalLogMax),
-		readers:   map[*cache.Entry]*readers{}, segmenting: map[*cache.Entry]bool{}}
+		readers:   map[*cache.Entry]*readers{}, segmenting: map[*cache.Entry]bool{},
+		obs: opts.Observer, exchanges: map[*exchange]struct{}{}}
 	p.hosts.perHost = p.opts.Segments.PerHost
 	p.opts.Transport = p.guardTransport(opts.Transport)
 	gp := goproxy.NewProxyHttpServer()
@@ -254,11 +289,26 @@ func (p *Proxy) Close() error {
 }
 
 // ServeHTTP serves one client request: the client must be admitted
-// (Options.Access), then the request is routed.
+// (Options.Access), then the request is routed. Proxy requests and
+// CONNECTs are observed (exchange.go).
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.observed(w, r, p.serveAdmitted)
+}
+
+// serveAdmitted admits r's client, then routes r.
+func (p *Proxy) serveAdmitted(w http.ResponseWriter, r *http.Request) {
 	r, ok := p.admit(w, r)
+	ex := exchangeOf(r)
 	if !ok {
+		if ex != nil {
+			ex.denied.Store(true)
+		}
 		return
+	}
+	if ex != nil {
+		ex.mu.Lock()
+		ex.user = userOf(r.Context())
+		ex.mu.Unlock()
 	}
 	p.route(w, r)
 }
@@ -279,13 +329,25 @@ func (p *Proxy) route(w http.ResponseWriter, r *http.Request) {
 		p.serveConnect(w, r)
 		return
 	}
+	if r.Method == methodPurge && p.opts.Admin != nil {
+		p.servePurge(w, r)
+		return
+	}
 	ab := &aborter{w: w, rc: rc, writeTimeout: p.opts.ClientWriteTimeout}
+	if ex := exchangeOf(r); ex != nil {
+		ex.ab = ab
+	}
 	p.gp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), aborterKey{}, ab)))
 }
 
 // serveNonProxy answers requests addressed to the proxy itself (origin
-// form): /ca.pem with interception on, else a hint.
+// form): Options.Admin when set; else /ca.pem with interception on, else a
+// hint.
 func (p *Proxy) serveNonProxy(w http.ResponseWriter, r *http.Request) {
+	if p.opts.Admin != nil {
+		p.opts.Admin.ServeHTTP(w, r)
+		return
+	}
 	if r.URL.Path == "/ca.pem" && p.opts.MITM != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		w.Header().Set("Content-Disposition", `attachment; filename="resumeproxy-ca.pem"`)
@@ -330,10 +392,15 @@ func (p *Proxy) onResponse(resp *http.Response, ctx *goproxy.ProxyCtx) *http.Res
 // failure becomes a 502/504 instead of goproxy's 500, and a body that fails
 // mid-way cuts the client connection.
 func (p *Proxy) passThrough(req *http.Request, ctx *goproxy.ProxyCtx) (*http.Response, error) {
+	markPass(req)
 	resp, err := p.opts.Transport.RoundTrip(req)
 	if err != nil {
 		p.log.Warn("upstream request failed", "url", clip(req.URL.Redacted()), "err", clipErr(err))
+		p.upstreamFailed(UpstreamDial, req.URL, err)
 		return upstreamErrorResponse(req, err), nil
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		resp.Body = &countedBody{ReadCloser: resp.Body, obs: p.obs}
 	}
 	if err := policy.CheckPartialAnswer(req.Header.Get("Range"), resp); err != nil {
 		return p.refuseAnswer(req, resp, nil, err), nil

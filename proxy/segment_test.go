@@ -53,7 +53,7 @@ func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		c.add(-1)
 		return nil, err
 	}
-	resp.Body = &countedBody{ReadCloser: resp.Body, done: func() { c.add(-1) }}
+	resp.Body = &trackedBody{ReadCloser: resp.Body, done: func() { c.add(-1) }}
 	return resp, nil
 }
 
@@ -73,13 +73,13 @@ func (c *countingTransport) max() int {
 	return m
 }
 
-type countedBody struct {
+type trackedBody struct {
 	io.ReadCloser
 	once sync.Once
 	done func()
 }
 
-func (b *countedBody) Close() error {
+func (b *trackedBody) Close() error {
 	b.once.Do(b.done)
 	return b.ReadCloser.Close()
 }

@@ -57,6 +57,7 @@ func (p *Proxy) serveOnce(req *http.Request, key string) (*http.Response, error)
 		p.log.Error("cache lookup failed; forwarding uncached", "key", clip(key), "err", clipErr(err))
 		return p.fetchUncached(req), nil
 	}
+	p.arrived(req, e)
 	if e == nil {
 		return p.fetchShared(req, key)
 	}
@@ -206,6 +207,7 @@ func (p *Proxy) askGap(req *http.Request, h *cache.Hold, f *cache.Fill, xc strin
 		return upstreamErrorResponse(req, err)
 	}
 	outcome, why := classifyRefill(g.resp, g.ask, m.Size, v)
+	p.refilled(req, outcome)
 	if outcome == refillSplice {
 		if why = p.splice(h, g); why == nil {
 			if segmented {
@@ -351,6 +353,7 @@ func (p *Proxy) revalidate(req *http.Request, h *cache.Hold) *http.Response {
 			return p.fetchNew(req, e.Key())
 		}
 		p.refreshHeaders(e, resp.Header, reqTime)
+		markRevalidated(req)
 		return p.fromEntry(req, h, xHit)
 	case http.StatusOK:
 		e.Drop()

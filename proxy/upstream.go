@@ -95,12 +95,20 @@ func (p *Proxy) do(ctx context.Context, u *url.URL, h http.Header) (*http.Respon
 	resp, err := p.opts.Transport.RoundTrip(req)
 	if err != nil {
 		cancel()
+		if ctx.Err() == nil {
+			p.upstreamFailed(UpstreamDial, u, err)
+		}
 		return nil, sent, &dialError{fmt.Errorf("GET %s: %w", u.Redacted(), err)}
 	}
 	if resp.ProtoMajor != 1 {
 		conn = nil // HTTP/2 shares the connection between requests
 	}
-	resp.Body = newUpstreamBody(resp.Body, conn, p.idleTimeout(), cancel, p.now)
+	if retryable(&statusError{code: resp.StatusCode}) {
+		p.upstreamFailed(UpstreamStatus, u, &statusError{code: resp.StatusCode})
+	}
+	ub := newUpstreamBody(resp.Body, conn, p.idleTimeout(), cancel, p.now)
+	ub.p, ub.url = p, u
+	resp.Body = ub
 	return resp, sent, nil
 }
 
@@ -130,6 +138,9 @@ type upstreamBody struct {
 	// goroutine.
 	now      func() time.Time
 	lastByte time.Time
+	// p and url, when set, report bytes and failures to p's Observer.
+	p   *Proxy
+	url *url.URL
 }
 
 // at returns the offset in the representation of the next byte Read
@@ -164,14 +175,30 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 	b.read.Add(int64(n))
 	if n > 0 {
 		b.lastByte = b.now()
+		if b.p != nil {
+			b.p.obs.UpstreamBytes(int64(n))
+		}
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		if b.idled.Load() {
 			err = errIdle // the transport reports our cancellation
 		}
+		b.report(err)
 		err = &bodyError{at: b.at(), err: err}
 	}
 	return n, err
+}
+
+// report tells the Observer of a failed read: a drop or a stall, not
+// our own cancellation (a client left, a fill wound down).
+func (b *upstreamBody) report(err error) {
+	switch {
+	case b.p == nil:
+	case errors.Is(err, errIdle):
+		b.p.upstreamFailed(UpstreamIdle, b.url, err)
+	case !errors.Is(err, context.Canceled):
+		b.p.upstreamFailed(UpstreamDrop, b.url, err)
+	}
 }
 
 func (b *upstreamBody) Close() error {

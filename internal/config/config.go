@@ -77,6 +77,19 @@ type Config struct {
 	ClientWriteTimeout time.Duration `yaml:"client_write_timeout"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
+	// Log configures how log lines, the access log's among them, are
+	// written.
+	Log Log `yaml:"log"`
+	// Admin is a second address serving the status page, /metrics,
+	// /healthz and /api/... (--admin), besides origin-form requests to
+	// Listen, which always do. The same clients may use it (allow).
+	// Default "": none.
+	Admin string `yaml:"admin"`
+	// AdminToken lets a client beyond loopback change the cache through
+	// the admin API and PURGE, sending "Authorization: Bearer TOKEN"; at
+	// least 16 characters. Loopback clients need none. Default "": only
+	// loopback clients may.
+	AdminToken string `yaml:"admin_token"`
 	// ConnectPorts are the ports a CONNECT may reach; others get 403, with
 	// or without interception (--connect-ports). Default [443].
 	ConnectPorts []int `yaml:"connect_ports"`
@@ -110,6 +123,13 @@ type Config struct {
 	// immutable paths) on or off by name; a name left out stays on, an
 	// unknown name is an error. Default: every built-in, true.
 	BuiltinRules map[string]bool `yaml:"builtin_rules"`
+}
+
+// Log configures the log's format.
+type Log struct {
+	// Format is text (key=value pairs) or json (one object per line).
+	// Default text.
+	Format string `yaml:"format"`
 }
 
 // Auth configures the credentials clients send in Proxy-Authorization
@@ -195,6 +215,7 @@ func Default() Config {
 		},
 		QuickAbort:         QuickAbort{MaxTime: 10 * time.Minute},
 		LogLevel:           "info",
+		Log:                Log{Format: "text"},
 		ConnectPorts:       []int{443},
 		TunnelIdleTimeout:  5 * time.Minute,
 		MITM:               MITM{Hosts: []string{"*"}, Bypass: []string{}, LeafCache: 1000},
@@ -335,6 +356,7 @@ func (c Config) Validate() error {
 	if _, err := c.KeyRules(); err != nil {
 		errs = append(errs, err) // one line per mistake, each naming its key
 	}
+	errs = append(errs, c.validateAdmin()...)
 	return errors.Join(errs...)
 }
 
@@ -468,4 +490,23 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*s = v
 	return nil
+}
+
+// validateAdmin checks admin, admin_token and log.format.
+func (c Config) validateAdmin() []error {
+	var errs []error
+	if c.Admin != "" {
+		if _, _, err := net.SplitHostPort(c.Admin); err != nil {
+			errs = append(errs, fmt.Errorf("admin: %q: %w", c.Admin, err))
+		}
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		errs = append(errs, fmt.Errorf("admin_token: %d characters, want at least 16 (e.g. the output of `openssl rand -hex 16`)", len(c.AdminToken)))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format: %q is not text or json", c.Log.Format))
+	}
+	return errs
 }

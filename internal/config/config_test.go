@@ -51,6 +51,7 @@ func TestDefault(t *testing.T) {
 		},
 		QuickAbort:         QuickAbort{MaxTime: 10 * time.Minute},
 		LogLevel:           "info",
+		Log:                Log{Format: "text"},
 		ConnectPorts:       []int{443},
 		TunnelIdleTimeout:  5 * time.Minute,
 		MITM:               MITM{Hosts: []string{"*"}, Bypass: []string{}, LeafCache: 1000},
@@ -467,6 +468,9 @@ func TestValidate(t *testing.T) {
 		{"", func(c *Config) { c.LogLevel = "debug" }},
 		{"", func(c *Config) { c.LogLevel = "warn" }},
 		{"", func(c *Config) { c.LogLevel = "error" }},
+		{"", func(c *Config) { c.Log.Format = "json" }},
+		{"", func(c *Config) { c.Admin = "127.0.0.1:9128" }},
+		{"", func(c *Config) { c.AdminToken = "0123456789abcdef" }},
 		{"listen", func(c *Config) { c.Listen = "127.0.0.1" }},
 		{"listen", func(c *Config) { c.Listen = "" }},
 		{"cache_dir", func(c *Config) { c.CacheDir = "" }},
@@ -495,6 +499,10 @@ func TestValidate(t *testing.T) {
 		{"log_level", func(c *Config) { c.LogLevel = "verbose" }},
 		{"log_level", func(c *Config) { c.LogLevel = "" }},
 		{"log_level", func(c *Config) { c.LogLevel = "INFO" }},
+		{"log.format", func(c *Config) { c.Log.Format = "xml" }},
+		{"log.format", func(c *Config) { c.Log.Format = "" }},
+		{"admin", func(c *Config) { c.Admin = "9128" }},
+		{"admin_token", func(c *Config) { c.AdminToken = "short" }},
 		{"", func(c *Config) { c.ConnectPorts = []int{443, 8443} }},
 		{"connect_ports", func(c *Config) { c.ConnectPorts = nil }},
 		{"connect_ports", func(c *Config) { c.ConnectPorts = []int{443, 70000} }},
@@ -563,7 +571,7 @@ func TestValidateAllInvalid(t *testing.T) {
 	lines := strings.Split(err.Error(), "\n")
 	keys := []string{"listen", "allow", "cache_dir", "checkpoint_interval", "sync_interval", "max_size", "max_object_size", "partial_ttl", "client_write_timeout", "fill_ahead", "upstream.retry_window",
 		"upstream.backoff_initial", "upstream.backoff_max", "upstream.idle_timeout", "quick_abort.max_time",
-		"upstream.retries", "log_level", "connect_ports", "tunnel_idle_timeout", "mitm.hosts", "mitm.leaf_cache",
+		"upstream.retries", "log_level", "connect_ports", "tunnel_idle_timeout", "mitm.hosts", "mitm.leaf_cache", "log.format",
 		"segments.min_size", "segments.per_download", "segments.per_host"}
 	if len(lines) != len(keys) {
 		t.Errorf("Validate(%+v) = %d errors, want %d:\n%v", cfg, len(lines), len(keys), err)

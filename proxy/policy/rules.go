@@ -73,47 +73,18 @@ func RequestUsesCache(r *http.Request) bool {
 
 // Storable reports whether a response may be stored by a shared cache
 // (RFC 9111 §3), and is worth storing: 200 or 206, with a known length, and
-// something to decide freshness or to revalidate with.
+// something to decide freshness or to revalidate with. NotStorableReason
+// says why not.
 func Storable(req *http.Request, resp *http.Response) bool {
-	if !mayStore(req, resp) {
-		return false
-	}
-	_, hasLifetime := freshnessLifetime(resp.Header)
-	return hasLifetime || ValidatorOf(resp.Header).CanRevalidate()
+	return NotStorableReason(req, resp) == ""
 }
 
 // StorableImmutable is Storable for a resource a key rule names immutable
 // (it never changes): it needs nothing to decide freshness or revalidate
 // with, as it is always fresh, but every other rule holds.
 func StorableImmutable(req *http.Request, resp *http.Response) bool {
-	return mayStore(req, resp)
-}
-
-// mayStore is Storable without the question of freshness.
-func mayStore(req *http.Request, resp *http.Response) bool {
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusPartialContent {
-		return false
-	}
-	rcc := parseCacheControl(resp.Header)
-	switch {
-	case rcc.has("no-store"), rcc.has("private"):
-		return false
-	case hasVaryStar(resp.Header):
-		return false
-	case req.Header.Get("Authorization") != "" && !(rcc.has("public") || rcc.has("s-maxage") || rcc.has("must-revalidate")):
-		return false // RFC 9111 §3.5
-	}
-	if resp.Header.Get("Content-Encoding") != "" && resp.StatusCode == http.StatusPartialContent {
-		return false // ranges of an encoded body: keep it simple, never splice those
-	}
-	if _, ok := resp.Header["Content-Range"]; ok && resp.StatusCode == http.StatusOK {
-		// RFC 9110 §14.4: Content-Range means something in 206 and 416
-		// only. In a 200 (a server answering our forwarded Range with
-		// the bytes asked for but the status of the whole file) nobody
-		// knows what the body holds: never store it as the complete file.
-		return false
-	}
-	return true
+	r := NotStorableReason(req, resp)
+	return r == "" || r == ReasonNoValidator
 }
 
 func hasVaryStar(h http.Header) bool {
