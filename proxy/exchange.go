@@ -266,6 +266,7 @@ func (p *Proxy) finish(ex *exchange) AccessRecord {
 			maxObject: p.store.Usage().MaxObjectSize,
 			stored:    ex.arrival != nil && ex.arrivedRanges.Covered() > 0,
 			sameEntry: ex.entry != nil && ex.entry == ex.arrival,
+			immutable: p.opts.Rules.Key(r.URL).Immutable,
 		})
 	}
 	return rec
@@ -313,6 +314,9 @@ type missFacts struct {
 	// stored: the request found stored bytes of the resource;
 	// sameEntry: its body was read from that entry.
 	stored, sameEntry bool
+	// immutable: a key rule says the resource never changes, so it needs
+	// no validator to be stored and resumed.
+	immutable bool
 }
 
 // missReason says why a response sent as a MISS was not served from the
@@ -329,7 +333,7 @@ func missReason(f missFacts) string {
 		return "request-no-store"
 	}
 	resp := &http.Response{StatusCode: f.status, Header: f.header}
-	if why := policy.NotStorableReason(f.req, resp); why != "" {
+	if why := policy.NotStorableReason(f.req, resp); why != "" && !(f.immutable && why == policy.ReasonNoValidator) {
 		if why == policy.ReasonStatus {
 			return "" // an error or a redirect: nothing to cache
 		}
@@ -342,7 +346,7 @@ func missReason(f missFacts) string {
 		return "too-large"
 	case !f.stored || f.sameEntry:
 		return ""
-	case !policy.ValidatorOf(f.header).Resumable():
+	case !f.immutable && !policy.ValidatorOf(f.header).Resumable():
 		return policy.ReasonNoValidator
 	}
 	return "changed"

@@ -39,6 +39,8 @@ func TestMissReason(t *testing.T) {
 		{"stored, not resumable", missFacts{req: get, status: 200, header: h("Cache-Control", fresh, "ETag", `W/"a"`), size: 10, stored: true}, "no-validator"},
 		{"stored, changed", missFacts{req: get, status: 200, header: h("Cache-Control", fresh, "ETag", `"b"`), size: 10, stored: true}, "changed"},
 		{"stored, gap fetched", missFacts{req: get, status: 200, header: h("ETag", `"a"`), size: 10, stored: true, sameEntry: true}, ""},
+		{"immutable without validators: a cold miss", missFacts{req: get, status: 200, header: h(), size: 10, immutable: true}, ""},
+		{"immutable, stored, refetched whole", missFacts{req: get, status: 200, header: h(), size: 10, stored: true, immutable: true}, "changed"},
 	} {
 		if got := missReason(c.f); got != c.want {
 			t.Errorf("%s: missReason = %q, want %q", c.name, got, c.want)

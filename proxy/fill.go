@@ -268,8 +268,12 @@ func (p *Proxy) resume(ctx context.Context, want rangeutil.Range, src source, ha
 		}
 		return resp.Body, nil
 	case http.StatusOK:
-		if src.segment && ask.Start > 0 {
-			resp.Body.Close() // its bytes are every segment's: skipping to ours wastes them
+		if src.segment {
+			// A segment's request was bounded: the whole body is every
+			// segment's bytes (skipping to ours would waste them), and the
+			// host does not serve ranges.
+			resp.Body.Close()
+			p.hosts.markRangeless(src.url.Host)
 			return nil, errNoRanges
 		}
 		if !src.v.SameVersion(policy.ValidatorOf(resp.Header)) || resp.ContentLength != src.size {

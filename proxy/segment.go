@@ -61,10 +61,17 @@ func (p *Proxy) segmentable(m cache.Meta, at int64, host string) bool {
 		validatorOf(m).Resumable() && acceptsRanges(http.Header(m.Header)) && !p.hosts.rangeless(host)
 }
 
-// acceptsRanges reports whether a response says its server serves ranges
-// (RFC 9110 §14.3): without it, a segment would get the whole body.
+// acceptsRanges reports whether a response lets us hope its server serves
+// ranges: unless it says "Accept-Ranges: none" (RFC 9110 §14.3). Many
+// servers that do serve them say nothing on a GET (Debian's mirror network
+// among them); one that then answers a segment with the whole body is
+// marked range-less (errNoRanges) and served over one connection.
 func acceptsRanges(h http.Header) bool {
-	for _, v := range h.Values("Accept-Ranges") {
+	units := h.Values("Accept-Ranges")
+	if len(units) == 0 {
+		return true
+	}
+	for _, v := range units {
 		for _, u := range strings.Split(v, ",") {
 			if strings.EqualFold(strings.TrimSpace(u), "bytes") {
 				return true
@@ -204,11 +211,8 @@ const segmentPoll = 100 * time.Millisecond
 func (p *Proxy) reapSegments(running []*cache.Fill, host string) []*cache.Fill {
 	out := running[:0]
 	for _, f := range running {
-		if _, done, err := f.State(); done {
+		if _, done, _ := f.State(); done {
 			p.hosts.release(host)
-			if errors.Is(err, errNoRanges) {
-				p.hosts.markRangeless(host)
-			}
 			continue
 		}
 		out = append(out, f)

@@ -246,3 +246,21 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestAcceptsRanges: only an explicit "none" stops segments; many servers
+// that serve ranges say nothing on a GET (Debian's mirror network).
+func TestAcceptsRanges(t *testing.T) {
+	for _, c := range []struct {
+		h    http.Header
+		want bool
+	}{
+		{http.Header{}, true},
+		{http.Header{"Accept-Ranges": {"bytes"}}, true},
+		{http.Header{"Accept-Ranges": {"none"}}, false},
+		{http.Header{"Accept-Ranges": {"other, Bytes"}}, true},
+	} {
+		if got := acceptsRanges(c.h); got != c.want {
+			t.Errorf("acceptsRanges(%v) = %v, want %v", c.h, got, c.want)
+		}
+	}
+}

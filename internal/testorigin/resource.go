@@ -51,7 +51,8 @@ type Resource struct {
 	// Validators selects the validators sent; default StrongETag.
 	Validators Validators
 	// IgnoreRange makes the origin answer Range requests with 200 and the
-	// whole body, and omit Accept-Ranges: a server without range support.
+	// whole body, and send Accept-Ranges: none (RFC 9110 §14.3): a server
+	// without range support.
 	IgnoreRange bool
 	// CacheControl is sent verbatim when non-empty.
 	CacheControl string
@@ -161,7 +162,9 @@ func (r Resource) setHeaders(h http.Header) {
 	if lm := r.LastModified(); !lm.IsZero() {
 		h.Set("Last-Modified", lm.Format(http.TimeFormat))
 	}
-	if !r.IgnoreRange {
+	if r.IgnoreRange {
+		h.Set("Accept-Ranges", "none")
+	} else {
 		h.Set("Accept-Ranges", "bytes")
 	}
 	if r.CacheControl != "" {
