@@ -252,6 +252,13 @@ func TestAccessLogWithoutSignature(t *testing.T) {
 	h := newHarness(t)
 	signedAsset(h, "/bucket/log.bin", 1000)
 	wantBody(t, "signed", h.get(h.signedURL("/bucket/log.bin")), 200, 0, 0, 1000)
+	// The access line is written once the exchange ends, just after the
+	// client has its last byte.
+	for deadline := time.Now().Add(10 * time.Second); h.logs.count("msg=request") == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no access log line after 10s")
+		}
+	}
 	if n := h.logs.count("X-Amz-Signature"); n != 0 {
 		t.Errorf("%d log lines carry the signature", n)
 	}
