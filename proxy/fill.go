@@ -273,7 +273,7 @@ func (p *Proxy) resume(ctx context.Context, want rangeutil.Range, src source, ha
 			// segment's bytes (skipping to ours would waste them), and the
 			// host does not serve ranges.
 			resp.Body.Close()
-			p.hosts.markRangeless(src.url.Host)
+			p.hosts.markRangeless(src.url.Host, p.now())
 			return nil, errNoRanges
 		}
 		if !src.v.SameVersion(policy.ValidatorOf(resp.Header)) || resp.ContentLength != src.size {

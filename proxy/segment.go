@@ -58,7 +58,7 @@ func (p *Proxy) segmentSize() int64 {
 func (p *Proxy) segmentable(m cache.Meta, at int64, host string) bool {
 	sg := p.opts.Segments
 	return sg.PerDownload > 1 && m.Size >= sg.MinSize && m.Size-at > p.segmentSize() &&
-		validatorOf(m).Resumable() && acceptsRanges(http.Header(m.Header)) && !p.hosts.rangeless(host)
+		validatorOf(m).Resumable() && acceptsRanges(http.Header(m.Header)) && !p.hosts.rangeless(host, p.now())
 }
 
 // acceptsRanges reports whether a response lets us hope its server serves
@@ -137,7 +137,7 @@ func (p *Proxy) segmenter(e *cache.Entry, src source, first *cache.Fill) {
 	for {
 		changed, moved := e.Changed(), rs.changed()
 		running = p.reapSegments(running, host)
-		if e.Obsolete() || e.Clients() == 0 || p.hosts.rangeless(host) {
+		if e.Obsolete() || e.Clients() == 0 || p.hosts.rangeless(host, p.now()) {
 			return
 		}
 		limit := p.opts.Segments.PerDownload
@@ -256,13 +256,24 @@ type hostSlots struct {
 
 	mu    sync.Mutex
 	hosts map[string]*hostState
+	// rangelessUntil holds the hosts that answered a segment with the
+	// whole body, until when they are served over one connection
+	// (rangelessFor; at most maxRangeless hosts).
+	rangelessUntil map[string]time.Time
 }
+
+// rangelessFor is how long a host that ignored a segment's range is served
+// over one connection before it is tried again (a server's configuration
+// can change), and maxRangeless bounds how many such hosts are kept.
+const (
+	rangelessFor = time.Hour
+	maxRangeless = 1024
+)
 
 type hostState struct {
 	active    int
 	limit     int       // PerHost, lowered by refusals
 	until     time.Time // no new segment before this (Retry-After)
-	rangeless bool      // answered a segment with the whole body
 }
 
 func (h *hostSlots) stateLocked(host string) *hostState {
@@ -296,7 +307,7 @@ func (h *hostSlots) release(host string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s := h.stateLocked(host)
-	if s.active--; s.active <= 0 && !s.rangeless {
+	if s.active--; s.active <= 0 {
 		delete(h.hosts, host)
 	}
 }
@@ -311,17 +322,28 @@ func (h *hostSlots) refused(host string, retryAfter time.Duration, now time.Time
 	s.until = now.Add(retryAfter)
 }
 
-func (h *hostSlots) markRangeless(host string) {
+// markRangeless serves host over one connection for rangelessFor.
+func (h *hostSlots) markRangeless(host string, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.stateLocked(host).rangeless = true
+	if h.rangelessUntil == nil {
+		h.rangelessUntil = map[string]time.Time{}
+	}
+	if len(h.rangelessUntil) >= maxRangeless {
+		for k, until := range h.rangelessUntil {
+			if !until.After(now) || len(h.rangelessUntil) >= maxRangeless {
+				delete(h.rangelessUntil, k) // the expired ones, or any until there is room
+			}
+		}
+	}
+	h.rangelessUntil[host] = now.Add(rangelessFor)
 }
 
-func (h *hostSlots) rangeless(host string) bool {
+// rangeless reports whether host ignored a segment's range lately.
+func (h *hostSlots) rangeless(host string, now time.Time) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	s := h.hosts[host]
-	return s != nil && s.rangeless
+	return h.rangelessUntil[host].After(now)
 }
 
 // retryAfter reads a Retry-After field (RFC 9110 §10.2.3: seconds or a

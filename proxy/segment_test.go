@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"sync"
@@ -223,9 +224,18 @@ func TestHostSlots(t *testing.T) {
 	if h.acquire("a", now.Add(3*time.Second)) {
 		t.Error("more than the lowered cap of 2")
 	}
-	h.markRangeless("c")
-	if !h.rangeless("c") || h.rangeless("a") {
+	h.markRangeless("c", now)
+	if !h.rangeless("c", now) || h.rangeless("a", now) {
 		t.Error("rangeless not remembered for its host only")
+	}
+	if h.rangeless("c", now.Add(rangelessFor+time.Second)) {
+		t.Error("rangeless remembered past rangelessFor")
+	}
+	for i := range 2 * maxRangeless {
+		h.markRangeless(fmt.Sprint("host", i), now)
+	}
+	if n := len(h.rangelessUntil); n > maxRangeless {
+		t.Errorf("%d range-less hosts kept, want ≤ %d", n, maxRangeless)
 	}
 }
 
