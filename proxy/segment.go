@@ -271,9 +271,9 @@ const (
 )
 
 type hostState struct {
-	active    int
-	limit     int       // PerHost, lowered by refusals
-	until     time.Time // no new segment before this (Retry-After)
+	active int
+	limit  int       // PerHost, lowered by refusals
+	until  time.Time // no new segment before this (Retry-After)
 }
 
 func (h *hostSlots) stateLocked(host string) *hostState {
