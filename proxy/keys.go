@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/resumeproxy/resumeproxy/cache"
 	"github.com/resumeproxy/resumeproxy/internal/keyrule"
@@ -159,7 +158,3 @@ func withoutParams(u *url.URL, names []string) string {
 	c.RawQuery = q.Encode()
 	return c.Redacted()
 }
-
-// signatureLifetime is how long a remembered redirect to a signed URL is
-// kept when the URL does not say when it expires.
-const signatureLifetime = time.Hour

@@ -26,6 +26,10 @@ import (
 // first go first.
 const maxRedirects = 10000
 
+// signatureLifetime is how long a remembered redirect to a signed URL is
+// kept when the URL does not say when it expires.
+const signatureLifetime = time.Hour
+
 // redirect is one remembered redirect.
 type redirect struct {
 	from    *url.URL

@@ -150,9 +150,7 @@ func (p *Proxy) segmenter(e *cache.Entry, src source, first *cache.Fill) {
 		}
 		if len(running) < limit && p.hosts.acquire(host, p.now()) {
 			if f := p.claimSegment(e, from, min(window, src.size), src.size); f != nil {
-				seg := src
-				seg.segment = true
-				p.startContinuation(f, e, seg)
+				p.startSegment(f, e, src)
 				running = append(running, f)
 				continue
 			}
@@ -167,6 +165,13 @@ func (p *Proxy) segmenter(e *cache.Entry, src source, first *cache.Fill) {
 		case <-time.After(segmentPoll):
 		}
 	}
+}
+
+// startSegment drives fill f as one segment of src's download: a bounded
+// continuation that must not be answered with the whole body.
+func (p *Proxy) startSegment(f *cache.Fill, e *cache.Entry, src source) {
+	src.segment = true
+	p.startContinuation(f, e, src)
 }
 
 // claimSegment claims the first segment in [from, window) that nothing

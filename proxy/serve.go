@@ -473,10 +473,7 @@ func (p *Proxy) keep(req *http.Request, key string, resp *http.Response, reqTime
 		// round trip more for every download, split or not).
 		resp.Body.Close()
 		cancel()
-		f.Validated()
-		seg := src
-		seg.segment = true
-		p.startContinuation(f, e, seg)
+		p.startSegment(f, e, src) // validated: the client has its headers
 		p.startSegmenter(f, e, src)
 	} else {
 		stop := p.abandonable(f, src, cancel)
