@@ -58,14 +58,20 @@ type sigShape struct {
 
 // strip removes from q the parameters of each of s's shapes present in it
 // (q's order is kept) and returns what is left and the names it removed.
+// The host is matched last, only for a query that carries a signature:
+// most URLs carry none, and a glob costs more than a scan of the query.
 func (s sigRule) strip(host string, q []param) ([]param, []string) {
-	if s.hosts.Len() > 0 && !s.hosts.Match(host) {
-		return q, nil
-	}
 	var removed []string
+	hostChecked := s.hosts.Len() == 0
 	for _, sh := range s.shapes {
 		if !sh.present(q, s.fold) {
 			continue
+		}
+		if !hostChecked {
+			if !s.hosts.Match(host) {
+				return q, nil
+			}
+			hostChecked = true
 		}
 		var r []string
 		q, r = removeParams(q, func(n string) bool { return hasName(sh.strip, n, s.fold) })
@@ -133,15 +139,22 @@ func azureVersion(q []param) bool {
 
 // pathRule names content by its path: a digest, or a file that never
 // changes. check, if set, vets the submatches (a name that must repeat, a
-// version that must be a release) and gives the digest.
+// version that must be a release) and gives the digest. needs lists
+// strings of which a matching path contains at least one: every request is
+// keyed, and a substring search rules out most paths for a fraction of
+// what the regexp costs (its leading (/[^/]+)* backtracks).
 type pathRule struct {
 	name, doc string
+	needs     []string
 	re        *regexp.Regexp
 	check     func(m []string) (Digest, bool)
 }
 
 // match reports whether path is one of p's, with its digest if it names one.
 func (p pathRule) match(path string) (Digest, bool) {
+	if !slices.ContainsFunc(p.needs, func(n string) bool { return strings.Contains(path, n) }) {
+		return Digest{}, false
+	}
 	m := p.re.FindStringSubmatch(path)
 	if m == nil {
 		return Digest{}, false
@@ -203,49 +216,49 @@ func builtinRules() ([]sigRule, []pathRule) {
 			shapes: []sigShape{{all: []string{"verify"}, strip: []string{"verify"}}}},
 	}
 	paths := []pathRule{
-		{name: "oci-blob-digest",
+		{name: "oci-blob-digest", needs: []string{"/blobs/sha"},
 			doc: "OCI registry blobs /v2/<name>/blobs/sha256:<hex>: the digest names the bytes",
 			re:  regexp.MustCompile(`^/v2/` + ociName + `(?:/` + ociName + `)*/blobs/((?:sha256:[0-9a-f]{64})|(?:sha512:[0-9a-f]{128}))$`),
 			check: func(m []string) (Digest, bool) {
 				d, err := ParseDigest(m[1])
 				return d, err == nil
 			}},
-		{name: "docker-cdn-digest",
+		{name: "docker-cdn-digest", needs: []string{"/blobs/sha256/"},
 			doc: "registry storage paths .../blobs/sha256/<2 hex>/<hex>/data (Docker Hub's CDN): the digest names the bytes",
 			re:  regexp.MustCompile(`^` + prefix + `/blobs/sha256/([0-9a-f]{2})/([0-9a-f]{64})/data$`),
 			check: func(m []string) (Digest, bool) {
 				// The directory is the digest's first byte: another is not the layout.
 				return Digest{Algorithm: "sha256", Hex: m[2]}, m[1] == m[2][:2]
 			}},
-		{name: "debian-by-hash",
+		{name: "debian-by-hash", needs: []string{"/by-hash/SHA256/"},
 			doc: "Debian/Ubuntu index files dists/.../by-hash/SHA256/<hex>: the digest names the bytes",
 			re:  regexp.MustCompile(`^` + prefix + `/dists/(?:[^/]+/)+by-hash/SHA256/([0-9a-f]{64})$`),
 			check: func(m []string) (Digest, bool) {
 				return Digest{Algorithm: "sha256", Hex: m[1]}, true
 			}},
-		{name: "debian-pool",
+		{name: "debian-pool", needs: []string{"/pool/"},
 			doc: "Debian/Ubuntu pool/<component>/<x>/<source>/<name>_<version>... packages and sources: a version is never rebuilt under its name",
 			re: regexp.MustCompile(`^` + prefix + `/pool/[^/]+/[^/]+/[^/]+/[^/_]+_[^/]+\.` +
 				`(?:deb|udeb|dsc|diff\.gz|tar\.(?:gz|xz|bz2|lzma|zst))$`)},
-		{name: "pypi-packages",
+		{name: "pypi-packages", needs: []string{"/packages/"},
 			doc: "PyPI files /packages/<2>/<2>/<60 hex>/<file>: the directories are the file's BLAKE2b hash",
 			re:  regexp.MustCompile(`^` + prefix + `/packages/[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{60}/[^/]+$`)},
-		{name: "npm-tarball",
+		{name: "npm-tarball", needs: []string{"/-/"},
 			doc: "npm tarballs /[@scope/]<name>/-/<name>-<semver>.tgz: a published version can never be republished",
 			re:  regexp.MustCompile(`^/(?:@[^/@]+/)?([^/@][^/]*)/-/([^/]+)\.tgz$`),
 			check: func(m []string) (Digest, bool) {
 				return Digest{}, versioned(m[2], m[1]+"-", release)
 			}},
-		{name: "go-module",
+		{name: "go-module", needs: []string{"/@v/"},
 			doc: "Go module proxy /<module>/@v/<canonical version>.zip|.mod|.info: versions are immutable (sum.golang.org); not @v/list or @latest",
 			re:  regexp.MustCompile(`^(?:/[^/@]+)+/@v/` + goVersion + `\.(?:zip|mod|info)$`)},
-		{name: "crates",
+		{name: "crates", needs: []string{"/crates/"},
 			doc: "crates.io /crates/<name>/<name>-<semver>.crate and static.crates.io /crates/<name>/<semver>/download: versions are never republished",
 			re:  regexp.MustCompile(`^/crates/([A-Za-z0-9_-]+)/(?:([^/]+)\.crate|(` + semver + `)/download)$`),
 			check: func(m []string) (Digest, bool) {
 				return Digest{}, m[3] != "" || versioned(m[2], m[1]+"-", release)
 			}},
-		{name: "maven-release",
+		{name: "maven-release", needs: []string{".jar", ".pom", ".war", ".ear", ".aar", ".module"}, // mavenTail's packagings
 			doc: "Maven release artefacts <group>/<artifact>/<version>/<artifact>-<version>[-classifier].jar|pom|...: not -SNAPSHOT, not maven-metadata.xml",
 			re:  regexp.MustCompile(`^(?:/[^/]+)+/([^/]+)/([0-9][^/]*)/([^/]+)$`),
 			check: func(m []string) (Digest, bool) {

@@ -232,3 +232,26 @@ func TestDisableBuiltin(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkKey: every proxied request is keyed, most by no rule at all (a
+// plain URL with a query), so that case must cost little beside a
+// request; a URL one rule names is there for comparison.
+func BenchmarkKey(b *testing.B) {
+	r := Default()
+	for _, c := range []struct{ name, url string }{
+		{"plain", "http://127.0.0.1:8080/nostore/small.bin?i=12345"},
+		{"debian-pool", "http://deb.example/debian/pool/main/b/blobwars/blobwars-data_2.00-1_all.deb"},
+		{"s3-signed", "https://bucket.s3.amazonaws.com/f.iso?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=abc&X-Amz-Expires=60"},
+	} {
+		u, err := url.Parse(c.url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Key(u)
+			}
+		})
+	}
+}
