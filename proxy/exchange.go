@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/resumeproxy/resumeproxy/cache"
+	"github.com/resumeproxy/resumeproxy/internal/keyrule"
 	"github.com/resumeproxy/resumeproxy/proxy/policy"
 	"github.com/resumeproxy/resumeproxy/rangeutil"
 )
@@ -43,6 +44,9 @@ type exchange struct {
 
 	// mu guards the fields below.
 	mu sync.Mutex
+	// key is how serve keyed the request, nil when it did not come
+	// through serve: kept so that the log line need not key it again.
+	key *keyrule.Result
 	// user is the proxy user the request authenticated as.
 	user string
 	// arrival is the entry the request found first, and arrivedRanges
@@ -140,6 +144,15 @@ func (b *entryBody) sent(n int64) {
 	ex.fromCache.Add(n - missing)
 }
 
+// markKeyed records how serve keyed req.
+func markKeyed(req *http.Request, k keyrule.Result) {
+	if ex := exchangeOf(req); ex != nil {
+		ex.mu.Lock()
+		ex.key = &k
+		ex.mu.Unlock()
+	}
+}
+
 // markRevalidated records that req's stale entry was confirmed (304).
 func markRevalidated(req *http.Request) {
 	if ex := exchangeOf(req); ex != nil {
@@ -231,12 +244,17 @@ func (p *Proxy) finish(ex *exchange) AccessRecord {
 	r := ex.req
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
+	k := ex.key
+	if k == nil {
+		kr := p.opts.Rules.Key(r.URL)
+		k = &kr
+	}
 	rec := AccessRecord{
 		Start:    ex.start,
 		Client:   clientAddr(r).String(),
 		User:     ex.user,
 		Method:   r.Method,
-		URL:      p.opts.LogURL(r.URL),
+		URL:      logURL(r.URL, k.Stripped),
 		Status:   w.status,
 		Duration: p.now().Sub(ex.start),
 	}
@@ -266,7 +284,7 @@ func (p *Proxy) finish(ex *exchange) AccessRecord {
 			maxObject: p.store.Usage().MaxObjectSize,
 			stored:    ex.arrival != nil && ex.arrivedRanges.Covered() > 0,
 			sameEntry: ex.entry != nil && ex.entry == ex.arrival,
-			immutable: p.opts.Rules.Key(r.URL).Immutable,
+			immutable: k.Immutable,
 		})
 	}
 	return rec

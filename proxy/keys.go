@@ -144,6 +144,11 @@ func redacted(req *http.Request) string {
 	return withoutParams(req.URL, keyOf(req).Stripped)
 }
 
+// logURL renders u for the access log and the Observer: without the
+// signature parameters stripped (what Rules left out of its key) or any
+// password, clipped.
+func logURL(u *url.URL, stripped []string) string { return clip(withoutParams(u, stripped)) }
+
 // withoutParams returns u for logs without the query parameters names
 // (a signature) or userinfo.
 func withoutParams(u *url.URL, names []string) string {

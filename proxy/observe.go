@@ -76,7 +76,7 @@ const (
 type UpstreamFailure struct {
 	Time time.Time `json:"time"`
 	Kind string    `json:"kind"`
-	// URL is the upstream URL as Options.LogURL renders it.
+	// URL is the upstream URL as logURL renders it.
 	URL string `json:"url"`
 	Err string `json:"err"`
 }
@@ -89,7 +89,7 @@ type AccessRecord struct {
 	// authenticated as, if any.
 	Client, User string
 	Method       string
-	// URL is the request's URL as Options.LogURL renders it.
+	// URL is the request's URL as logURL renders it.
 	URL    string
 	Status int
 	// Cache is the X-Cache value sent (HIT, MISS, PARTIAL), "" for none.

@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -108,10 +107,6 @@ type Options struct {
 	// AccessLog receives one line per client request (accesslog.go).
 	// Default Logger; a handler that drops everything turns it off.
 	AccessLog *slog.Logger
-	// LogURL renders a request's URL for the access log and the
-	// Observer. Default: the URL without the signature parameters Rules
-	// strip and with any password redacted, clipped.
-	LogURL func(*url.URL) string
 	// Admin serves requests addressed to the proxy itself (origin form:
 	// the status page, /metrics, /api/..., /ca.pem) and PURGE requests.
 	// Default nil: /ca.pem with interception on, else a hint; PURGE is
@@ -144,10 +139,6 @@ func (o *Options) setDefaults() {
 	o.AccessLog = cmp.Or(o.AccessLog, o.Logger)
 	if o.Observer == nil {
 		o.Observer = NopObserver{}
-	}
-	if o.LogURL == nil {
-		rules := o.Rules
-		o.LogURL = func(u *url.URL) string { return clip(withoutParams(u, rules.Key(u).Stripped)) }
 	}
 }
 

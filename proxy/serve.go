@@ -28,6 +28,7 @@ const maxServeAttempts = 4
 func (p *Proxy) serve(req *http.Request) *http.Response {
 	k := p.keyFor(req)
 	req = withKey(req, k)
+	markKeyed(req, k)
 	resp := p.serveKeyed(req, k.Key)
 	if k.Rule != "" {
 		resp.Header.Set("X-Cache-Key-Rule", k.Rule)

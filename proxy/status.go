@@ -33,7 +33,7 @@ func (p *Proxy) servePurge(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) upstreamFailed(kind string, u *url.URL, err error) {
 	f := UpstreamFailure{Time: p.now(), Kind: kind, Err: clipErr(err)}
 	if u != nil {
-		f.URL = p.opts.LogURL(u)
+		f.URL = logURL(u, p.opts.Rules.Key(u).Stripped)
 	}
 	p.obs.UpstreamError(f)
 }

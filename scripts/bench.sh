@@ -95,6 +95,8 @@ ORIGIN="" ORIGIN_TLS="" ORIGIN_CONN="" ORIGIN_LINK=""
 # interception CA, which curl trusts through the proxy.
 ORIGIN_CA=$TMP/origin-ca.pem MITM_DIR=$TMP/mitm-ca
 SQUID_PID="" NGINX_PID="" TINYPROXY_PID="" SQUID="" NGINX="" TINYPROXY=""
+# RELAY: internal/cmd/benchrelay, the least a net/http proxy does.
+RELAY_PID="" RELAY=""
 # Squid names its shared memory segments (/dev/shm) after its service name:
 # one of our own, so that no other Squid on the machine shares them.
 SQUID_NAME=rpbench$$
@@ -118,7 +120,7 @@ note() { echo "bench: $*" >&2; }
 
 # cleanup stops the processes this script started, by pid, and removes TMP.
 cleanup() {
-	for pid in $PROXY_PID $SQUID_PID $NGINX_PID $TINYPROXY_PID "${ORIGIN_PIDS[@]}"; do
+	for pid in $PROXY_PID $SQUID_PID $NGINX_PID $TINYPROXY_PID $RELAY_PID "${ORIGIN_PIDS[@]}"; do
 		kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	done
 	rm -f "/dev/shm/$SQUID_NAME"-* # left behind when Squid does not exit cleanly
@@ -159,6 +161,7 @@ build() {
 	go build -o "$BIN/resumeproxy" . || die "build failed"
 	go build -o "$BIN/benchorigin" ./internal/cmd/benchorigin || die "build failed"
 	go build -o "$BIN/benchclient" ./internal/cmd/benchclient || die "build failed"
+	go build -o "$BIN/benchrelay" ./internal/cmd/benchrelay || die "build failed"
 }
 
 # make_files writes the served files. Content is random (nothing compresses);
@@ -617,6 +620,7 @@ small_runs() {
 	proxy) args=(-url "$url" -proxy "http://$PROXY" -expect-xcache MISS) ;;
 	squid) args=(-url "$url" -proxy "http://$SQUID") ;;
 	tinyproxy) args=(-url "$url" -proxy "http://$TINYPROXY") ;;
+	relay) args=(-url "$url" -proxy "http://$RELAY") ;;
 	nginx) args=(-url "http://$NGINX${url#"$ORIGIN"}") ;;
 	esac
 	for ((r = 0; r < RUNS; r++)); do
@@ -886,6 +890,43 @@ stop_tinyproxy() {
 	rm -rf "$TMP/tinyproxy"
 }
 
+# start_relay: internal/cmd/benchrelay on a free port; sets RELAY and
+# RELAY_PID once it serves.
+start_relay() {
+	"$BIN/benchrelay" -addr-file "$TMP/relay.addr" 2>"$TMP/relay.log" &
+	RELAY_PID=$!
+	wait_for "$TMP/relay.addr" 127.0.0.1 || { note "benchrelay did not start: $(cat "$TMP/relay.log")"; return 1; }
+	RELAY=$(cat "$TMP/relay.addr")
+}
+
+stop_relay() {
+	kill "$RELAY_PID" && wait "$RELAY_PID" 2>/dev/null
+	RELAY_PID=""
+}
+
+# floor_small: the small GETs through benchrelay, a net/http server and
+# client with nothing between them (no cache, no log, no goproxy), which
+# resumeproxy is built on: the most any proxy built on net/http relays on
+# this machine. Its figures are kept apart from the other caches' (FLOOR),
+# and versus_all sets resumeproxy's beside them.
+FLOOR=""
+floor_small() {
+	local name="a bare net/http relay (internal/cmd/benchrelay: no cache, no log)"
+	note "case: small pass-through via the bare net/http relay"
+	if ! start_relay; then
+		row "small pass-through via $name" "–" "error: did not start (see stderr)" "–" comparison "–"
+		return
+	fi
+	if small_runs relay; then
+		small_rows "$name" floor
+		FLOOR="${FIG[small_p50.floor]} ${FIG[small_rps.floor]}"
+		unset 'FIG[small_p50.floor]' 'FIG[small_rps.floor]'
+	else
+		row "small pass-through via $name" "–" "error (see stderr)" "–" comparison "–"
+	fi
+	stop_relay
+}
+
 # compare NAME VIA CASES...: the rows of another cache, VIA (squid, nginx or
 # tinyproxy: its command, start_VIA and stop_VIA), for CASES (warm, cold,
 # partial, small), each timed like resumeproxy's; the cold, partial and
@@ -953,6 +994,7 @@ compare_all() {
 	compare Squid squid warm cold partial small
 	compare "nginx proxy_cache" nginx warm cold partial small
 	compare tinyproxy tinyproxy small
+	floor_small
 }
 
 # best KIND [low]: the other cache with the best FIG of KIND (the highest;
@@ -993,6 +1035,12 @@ versus_all() {
 	versus_row "partial (first 50% cached) $(human "$SIZE"), unthrottled loopback (best of Squid, nginx)" partial MiB/s
 	versus_row "small pass-through throughput, 10 KB, $SMALL_CONNS conns (best of Squid, nginx, tinyproxy)" small_rps req/s
 	versus_row "small pass-through p50 latency, 10 KB, $SMALL_CONNS conns (best of Squid, nginx, tinyproxy)" small_p50 ms low
+	local fp fr mp=${FIG[small_p50.resumeproxy]:-} mr=${FIG[small_rps.resumeproxy]:-}
+	if [ -n "$FLOOR" ] && [ -n "$mr" ]; then
+		read -r fp fr <<<"$FLOOR"
+		row "small pass-through, 10 KB, $SMALL_CONNS conns, against the bare net/http relay" "$fr req/s, p50 $fp ms" \
+			"$mr req/s, p50 $mp ms" "$(calc "$mr / $fr") (p50 $(calc "$mp / $fp")×)" "–" "–"
+	fi
 }
 
 # squid_version, nginx_version, tinyproxy_version: the version installed,
