@@ -36,6 +36,8 @@
 #   BENCH_SIZE=1G            file of the warm, cold, partial and range cases
 #   BENCH_MEM_SIZE=4G        file streamed for the peak-RSS case
 #   BENCH_RUNS=3             alternated direct/proxy runs per case (median)
+#   BENCH_WARM_RUNS=7        the same for warm hits, which take 0.3 s each
+#                            and spread by ±10% from scheduling alone
 #   BENCH_RANGES=1000        random 1 MiB range requests per run
 #   BENCH_SMALL_REQUESTS=20000  10 KB GETs per run, on 32 connections
 #   BENCH_PAR=100 BENCH_PAR_SIZE=64M  parallel downloads of the memory case
@@ -72,6 +74,7 @@ SIZE=$(numfmt --from=iec "${BENCH_SIZE:-1G}")
 MEM_SIZE=$(numfmt --from=iec "${BENCH_MEM_SIZE:-4G}")
 PAR_SIZE=$(numfmt --from=iec "${BENCH_PAR_SIZE:-64M}")
 RUNS=${BENCH_RUNS:-3}
+WARM_RUNS=${BENCH_WARM_RUNS:-7}
 CONN_RATE=${BENCH_CONN_RATE:-32MiB}
 LINK_RATE=${BENCH_LINK_RATE:-100MiB}
 RANGES=${BENCH_RANGES:-1000}
@@ -397,7 +400,7 @@ throughput_row() {
 }
 
 # warm_runs VIA [BASE]: big.bin once through VIA (the MISS that stores it),
-# then RUNS times alternately directly and through VIA (a HIT each), from
+# then WARM_RUNS times alternately directly and through VIA (a HIT each), from
 # the origin at BASE (ORIGIN, or ORIGIN_TLS); sets DIRECT_TIMES and
 # VIA_TIMES to the seconds. Shared with the HTTPS and comparison rows so
 # that every case is measured the same way.
@@ -407,7 +410,7 @@ warm_runs() {
 	measure_reset
 	settle
 	fetch "$via" "$url" MISS "$SIZE" >/dev/null || return 1 # populates
-	for ((r = 0; r < RUNS; r++)); do
+	for ((r = 0; r < WARM_RUNS; r++)); do
 		settle
 		t=$(fetch direct "$url" "" "$SIZE") || return 1
 		DIRECT_TIMES+=("$t")
@@ -481,8 +484,11 @@ cold_runs() {
 #   would not be the same request for them: nginx answers it by fetching
 #   and storing the whole file (the timed request is then a hit of a file
 #   fetched whole), Squid forwards it and stores nothing.
+# With PARTIAL_ABANDON=1, resumeproxy gets the other caches' client too
+# (case_partial_finish).
 # Sets what cold_runs sets, and VIA_XCACHE to the X-Cache words of the timed
 # runs, which the rows of the other caches show.
+PARTIAL_ABANDON=0
 partial_runs() {
 	local via=$1 want=$3 base=${4:-$ORIGIN} t half=$((SIZE / 2))
 	local url="$base/big.bin?$2"
@@ -493,7 +499,7 @@ partial_runs() {
 		t=$(fetch direct "$url=$r" "" "$SIZE") || return 1
 		DIRECT_TIMES+=("$t")
 		settle drop
-		if [ "$via" = proxy ]; then
+		if [ "$via" = proxy ] && [ "$PARTIAL_ABANDON" = 0 ]; then
 			fetch "$via" "$url=$r" MISS "$half" -r "0-$((half - 1))" >/dev/null || return 1
 		else
 			abandon "$via" "$url=$r" "$half"
@@ -508,12 +514,13 @@ partial_runs() {
 }
 
 # abandon VIA URL BYTES: a client that reads the first BYTES of URL through
-# VIA (squid or nginx, as fetch asks them) and leaves: head exits, curl
-# fails to write and closes the connection. Then a second for the cache to
-# finish with it (it is not timed).
+# VIA (proxy, squid or nginx, as fetch asks them) and leaves: head exits,
+# curl fails to write and closes the connection. Then a second for the
+# cache to finish with it (it is not timed).
 abandon() {
 	local via=$1 url=$2 args=(-s)
 	case $via in
+	proxy) args+=(-x "http://$PROXY") ;;
 	squid) args+=(-x "http://$SQUID") ;;
 	nginx) args+=(--noproxy '*') url=http://$NGINX${url#"$ORIGIN"} ;;
 	esac
@@ -539,6 +546,30 @@ case_partial() {
 	partial_runs proxy part PARTIAL || return 1
 	throughput_row "partial (first 50% cached) $(human "$SIZE"), unthrottled loopback" "–" "$SIZE" "${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}"
 	FIG[partial.resumeproxy]=$LAST_MIBS CPU[partial.resumeproxy]=$LAST_CPU
+}
+
+# case_partial_finish: the other caches' partial case for resumeproxy, on
+# its own terms. nginx keeps fetching a cacheable response its client left
+# (it has no setting against it) and answers the next request with a hit;
+# resumeproxy by default keeps what it has and resumes it (case_partial).
+# Here a resumeproxy told to finish, as nginx does (quick_abort
+# finish_above_percent: 50), gets the same client: it reads half a full
+# GET and leaves; the row shows the timed request's X-Cache (HIT when the
+# finish was done before it).
+case_partial_finish() {
+	local conf=$TMP/finish.yaml
+	printf 'quick_abort:\n  finish_above_percent: 50\n' >"$conf"
+	[ -z "$PROXY_PID" ] || stop_proxy
+	rm -rf "$TMP/cache"
+	start_proxy "$TMP/cache" --config "$conf"
+	PARTIAL_ABANDON=1
+	partial_runs proxy partfin "*"
+	local rc=$?
+	PARTIAL_ABANDON=0
+	[ "$rc" = 0 ] || return 1
+	throughput_row "partial as the other caches get it: a client reads half $(human "$SIZE") and leaves, with quick_abort finish_above_percent: 50 (finishing as nginx does), unthrottled loopback, timed request X-Cache: $(printf '%s\n' "${VIA_XCACHE[@]}" | sort -u | paste -sd/)" \
+		"–" "$SIZE" "${DIRECT_TIMES[*]}" "${VIA_TIMES[*]}"
+	FIG[partialfinish.resumeproxy]=$LAST_MIBS CPU[partialfinish.resumeproxy]=$LAST_CPU
 }
 
 # case_conn_cold, case_conn_partial: from the origin that limits each
@@ -1006,11 +1037,12 @@ best() {
 	done | sort -g -t $'\t' -k1,1 | if [ "${2:-}" = low ]; then head -1; else tail -1; fi
 }
 
-# versus_row NAME KIND UNIT [low]: resumeproxy's FIG of KIND against the
-# best other cache's in this run (with both CPU figures when there are):
-# the target is at least as good.
+# versus_row NAME KIND UNIT [low|high] [MINE]: resumeproxy's FIG of MINE
+# (default KIND) against the best other cache's FIG of KIND in this run
+# (with both CPU figures when there are): the target is at least as good.
 versus_row() {
-	local name=$1 kind=$2 unit=$3 mine=${FIG[$2.resumeproxy]:-} b val who ratio cpu_b="" cpu_m=""
+	local name=$1 kind=$2 unit=$3 mk=${5:-$2} b val who ratio cpu_b="" cpu_m=""
+	local mine=${FIG[$mk.resumeproxy]:-}
 	b=$(best "$kind" "${4:-}")
 	if [ -z "$mine" ] || [ -z "$b" ]; then
 		row "$name" "${b:-no other cache measured}" "${mine:-not measured}" "–" "≥ the best" "–"
@@ -1018,7 +1050,7 @@ versus_row() {
 	fi
 	IFS=$'\t' read -r val who <<<"$b"
 	[ -z "${CPU[$kind.$who]:-}" ] || cpu_b="; proxy CPU ${CPU[$kind.$who]} s/GiB"
-	[ -z "${CPU[$kind.resumeproxy]:-}" ] || cpu_m="; proxy CPU ${CPU[$kind.resumeproxy]} s/GiB"
+	[ -z "${CPU[$mk.resumeproxy]:-}" ] || cpu_m="; proxy CPU ${CPU[$mk.resumeproxy]} s/GiB"
 	if [ "${4:-}" = low ]; then
 		ratio=$(calc "$mine / $val")
 		row "$name" "$val $unit ($who$cpu_b)" "$mine $unit$cpu_m" "$ratio× (lower is better)" "≤ 1.00× the best" "$(met "$mine <= $val")"
@@ -1033,6 +1065,7 @@ versus_all() {
 	row "**resumeproxy against the best other cache of this run**" "" "" "" "" ""
 	versus_row "cold miss $(human "$SIZE"), unthrottled loopback (best of Squid, nginx)" cold MiB/s
 	versus_row "partial (first 50% cached) $(human "$SIZE"), unthrottled loopback (best of Squid, nginx)" partial MiB/s
+	versus_row "partial as the other caches get it (a client reads half and leaves), resumeproxy finishing as nginx does (best of Squid, nginx)" partial MiB/s high partialfinish
 	versus_row "small pass-through throughput, 10 KB, $SMALL_CONNS conns (best of Squid, nginx, tinyproxy)" small_rps req/s
 	versus_row "small pass-through p50 latency, 10 KB, $SMALL_CONNS conns (best of Squid, nginx, tinyproxy)" small_p50 ms low
 	local fp fr mp=${FIG[small_p50.resumeproxy]:-} mr=${FIG[small_rps.resumeproxy]:-}
@@ -1071,7 +1104,7 @@ describe_machine() {
 	echo "- disk of $TMP: $(df -T "$TMP" | awk 'NR == 2 { print $2 " on " $1 }'), sequential write with fdatasync: $disk"
 	echo "- files: random bytes from /dev/urandom ($(human "$SIZE")); the $(human "$MEM_SIZE") file repeats it; all in the page cache"
 	echo "- origins: Go http.FileServer, strong ETag, max-age=3600: unthrottled (sendfile), one limiting each connection to $CONN_RATE/s (a token bucket per connection), one limiting all its connections together to $LINK_RATE/s (one shared bucket), each bucket holding 256 KiB; direct = origin → client (curl, one connection) without a proxy"
-	echo "- figures: median of $RUNS alternated direct/proxy runs; whole files with curl, ranges and small GETs with benchclient (keep-alive); each whole-file run starts after sync, with nothing dirty in the page cache (back to back, 1 GiB runs are held to the disk's write-back rate) and the origin's file read into it; proxy CPU = utime + stime of the proxy's processes over the timed run, per GiB sent to the client"
+	echo "- figures: median of $RUNS alternated direct/proxy runs ($WARM_RUNS for warm hits); whole files with curl, ranges and small GETs with benchclient (keep-alive); each whole-file run starts after sync, with nothing dirty in the page cache (back to back, 1 GiB runs are held to the disk's write-back rate) and the origin's file read into it; proxy CPU = utime + stime of the proxy's processes over the timed run, per GiB sent to the client"
 	echo "- resumeproxy: default configuration (segmented fill on, as by default), a fresh cache for each group of rows"
 	[ "$COMPARE" = 0 ] ||
 		echo "- comparison: Squid $(squid_version) (forward proxy, ufs cache_dir, cache_mem 8 MB: hits read from disk), nginx $(nginx_version) (reverse proxy, proxy_cache, sendfile on, worker_processes auto, keep-alive upstream) and tinyproxy $(tinyproxy_version) (forward proxy, no cache), Debian packages, against the unthrottled origin; neither Squid nor nginx syncs what it writes to its cache (resumeproxy syncs in the background every 64 MiB)"
@@ -1108,6 +1141,8 @@ main() {
 	run_case "cold miss, unthrottled" "–" case_cold
 	fresh_proxy
 	run_case "partial, unthrottled" "–" case_partial
+	run_case "partial, unthrottled, finishing as nginx does" "–" case_partial_finish
+	fresh_proxy
 	run_case "small pass-through" "–" case_small
 	stop_proxy
 	rm -rf "$TMP/cache"
