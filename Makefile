@@ -55,11 +55,11 @@ fuzz:
 		$(GO) test ./$${pt%%:*} -run '^$$' -fuzz "^$${pt#*:}$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
-## soak: the chaos test's random fault schedules, N of them (make test runs 100), under -race
+## soak: the chaos tests' random fault schedules, N of each (make test runs 100, and 40 over segmented fills), under -race
 N    ?= 1000
 SEED ?= 20261201
 soak:
-	RESUMEPROXY_CHAOS_N=$(N) RESUMEPROXY_CHAOS_SEED=$(SEED) $(GO) test -race -count=1 -timeout 0 -run '^TestChaos$$' .
+	RESUMEPROXY_CHAOS_N=$(N) RESUMEPROXY_CHAOS_SEED=$(SEED) $(GO) test -race -count=1 -timeout 0 -run '^TestChaos(Segmented)?$$' .
 
 ## bench: issue 12's table: each case through the proxy against direct (throttled and unthrottled origins) or the best of Squid, nginx, tinyproxy (BENCH_SIZE=1G ...)
 bench:

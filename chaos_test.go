@@ -52,12 +52,44 @@ const (
 // what it did, so `RESUMEPROXY_CHAOS_SEED=S RESUMEPROXY_CHAOS_N=K` replays
 // it.
 func TestChaos(t *testing.T) {
+	runChaos(t, chaosVariant{config: "fill_ahead: 1MiB\n", minSize: 32 << 10, doublings: 8, schedules: chaosSchedules})
+}
+
+// TestChaosSegmented runs the schedules over segmented fills (issue 12):
+// files of 1 to 8 MiB split into 1 MiB segments, up to four at once (a
+// 4 MiB fill_ahead shared by four connections), with the same faults, so
+// that drops, stalls, version changes and lying 206s land on segments and
+// on the first fill a segmenter shrinks, and kills catch segments in
+// flight. Fewer schedules than TestChaos: each moves more bytes.
+func TestChaosSegmented(t *testing.T) {
+	runChaos(t, chaosVariant{config: "fill_ahead: 4MiB\nsegments:\n  min_size: 1MiB\n", minSize: 1 << 20, doublings: 3,
+		schedules: chaosSegmentedSchedules, segmented: true})
+}
+
+// chaosSegmentedSchedules is TestChaosSegmented's share of make test.
+const chaosSegmentedSchedules = 40
+
+// chaosVariant is what one chaos test chooses: the proxy's config beside
+// chaosConfig's, and the schedules' sizes (minSize doubled up to
+// doublings-1 times, plus up to as much again) and number (the default of
+// RESUMEPROXY_CHAOS_N).
+type chaosVariant struct {
+	config    string
+	minSize   int64
+	doublings int
+	schedules int
+	// segmented: the run must have asked the origin for segments (a test
+	// of segments that never split a download would test nothing).
+	segmented bool
+}
+
+func runChaos(t *testing.T, v chaosVariant) {
 	seed := envInt(t, "RESUMEPROXY_CHAOS_SEED", chaosSeed)
-	n := envInt(t, "RESUMEPROXY_CHAOS_N", chaosSchedules)
+	n := envInt(t, "RESUMEPROXY_CHAOS_N", v.schedules)
 	t.Logf("chaos: seed %d, %d schedules (RESUMEPROXY_CHAOS_SEED, RESUMEPROXY_CHAOS_N)", seed, n)
 	c := &chaos{t: t, origins: [2]*testorigin.Origin{testorigin.New(t), testorigin.NewTLS(t)}, dir: t.TempDir(), maxVersion: map[string]int{}}
 	caDir := newCADir(t)
-	c.args = append(chaosConfig(t), mitmFlags(caDir, originPort(t, c.origins[1]))...)
+	c.args = append(chaosConfig(t, v.config), mitmFlags(caDir, originPort(t, c.origins[1]))...)
 	c.env = []string{"SSL_CERT_FILE=" + c.origins[1].CAFile}
 	c.clientTLS = &tls.Config{RootCAs: x509.NewCertPool()}
 	if !c.clientTLS.RootCAs.AppendCertsFromPEM([]byte(readFile(t, filepath.Join(caDir, "ca.pem")))) {
@@ -65,8 +97,9 @@ func TestChaos(t *testing.T) {
 	}
 	c.start()
 	stats := map[string]int{}
+	segments := 0
 	for i := range n {
-		s := newSchedule(rand.New(rand.NewPCG(uint64(seed), uint64(i))), i, c.origins)
+		s := newSchedule(rand.New(rand.NewPCG(uint64(seed), uint64(i))), i, c.origins, v)
 		c.maxVersion[s.url()] = s.versions()
 		s.install()
 		results := c.run(s)
@@ -76,12 +109,34 @@ func TestChaos(t *testing.T) {
 				t.Fatalf("schedule %d (seed %d): %v\nschedule: %s\nresumeproxy stderr:\n%s", i, seed, err, s, c.p.log())
 			}
 		}
+		segments += segmentAsks(s)
 		c.checkProcess(i)
 		if i%chaosKillEvery == chaosKillEvery-1 {
 			c.killAndCheck(i)
 		}
 	}
-	t.Logf("chaos: outcomes %v", stats)
+	t.Logf("chaos: outcomes %v; %d segment requests", stats, segments)
+	if v.segmented && n >= 10 && segments == 0 {
+		t.Errorf("%d schedules of 1-8 MiB files asked the origin for no segment; want segmented fills", n)
+	}
+}
+
+// segmentAsks counts the origin requests of s that look like segments: a
+// bounded range of the version the proxy holds (If-Match) ending on a
+// segment boundary (1 MiB here) short of the end. A client's own range
+// ends there by chance only (1 in a MiB).
+func segmentAsks(s *schedule) int {
+	n := 0
+	for _, r := range s.origin.Requests(s.path) {
+		var a, b int64
+		if r.Header.Get("If-Match") == "" {
+			continue
+		}
+		if _, err := fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &a, &b); err == nil && (b+1)%(1<<20) == 0 && b+1 < s.res.Size {
+			n++
+		}
+	}
+	return n
 }
 
 func envInt(t *testing.T, name string, def int) int {
@@ -98,11 +153,11 @@ func envInt(t *testing.T, name string, def int) int {
 
 // chaosConfig makes upstream failures cheap to recover from: a stall is
 // noticed after 300 ms, retries back off from 5 ms, and checkpoints every
-// 64 KiB so kills find many claims to check; fills pause 1 MiB ahead of
-// their readers and a client that takes nothing for 500 ms is cut.
-func chaosConfig(t *testing.T) []string {
+// 64 KiB so kills find many claims to check; a client that takes nothing
+// for 500 ms is cut. extra (YAML) adds the variant's settings.
+func chaosConfig(t *testing.T, extra string) []string {
 	cfg := filepath.Join(t.TempDir(), "chaos.yaml")
-	body := "checkpoint_interval: 64KiB\nsync_interval: 1MiB\nfill_ahead: 1MiB\nclient_write_timeout: 500ms\n" +
+	body := extra + "checkpoint_interval: 64KiB\nsync_interval: 1MiB\nclient_write_timeout: 500ms\n" +
 		"upstream:\n  retries: 6\n  retry_window: 10s\n  backoff_initial: 5ms\n  backoff_max: 50ms\n  idle_timeout: 300ms\n"
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
@@ -169,8 +224,8 @@ type clientPlan struct {
 // than client_write_timeout in chaosConfig, so the proxy may cut it.
 const chaosReaderPause = 700 * time.Millisecond
 
-func newSchedule(rng *rand.Rand, i int, origins [2]*testorigin.Origin) *schedule {
-	size := int64(32<<10) << rng.IntN(8) // 32 KiB .. 4 MiB
+func newSchedule(rng *rand.Rand, i int, origins [2]*testorigin.Origin, v chaosVariant) *schedule {
+	size := v.minSize << rng.IntN(v.doublings) // TestChaos: 32 KiB .. 4 MiB
 	size += rng.Int64N(size)
 	s := &schedule{i: i, origin: origins[rng.IntN(2)], path: "/chaos/" + strconv.Itoa(i)}
 	s.res = testorigin.Resource{Size: size, CacheControl: pick(rng, "max-age=3600", "max-age=3600", "max-age=3600", "", "no-store")}

@@ -879,3 +879,38 @@ func checkCurlResumed(t *testing.T, out, hdr string, partial, size int64) {
 			status, xc, h.Get("Content-Range"), wantCR, dump)
 	}
 }
+
+// TestSignalAtOnce: a SIGTERM sent the moment the proxy accepts
+// connections (as a script or systemd may) shuts it down gracefully (exit
+// status 0), not by the signal's default action: the handler is in place
+// before the listener. Found by the chaos test, whose last kill-and-restart
+// is followed at once by the cleanup's SIGTERM. The dial is polled without
+// a pause, so the signal lands within a few hundred microseconds of the
+// listen.
+func TestSignalAtOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for i := range 10 {
+		addr := freeAddr(t)
+		p := launch(t, addr, "--listen", addr, "--cache-dir", dir)
+		deadline := time.Now().Add(startTimeout)
+		for {
+			if c, err := net.Dial("tcp", addr); err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case <-p.done:
+				t.Fatalf("start %d: exited before serving: %v\n%s", i, p.waitErr, p.log())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("start %d: not accepting after %v\n%s", i, startTimeout, p.log())
+			}
+		}
+		p.signalAndWait(t, syscall.SIGTERM)
+		if t.Failed() {
+			t.Fatalf("start %d: stderr:\n%s", i, p.log())
+		}
+	}
+}

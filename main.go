@@ -105,6 +105,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return usageError{err} // Validate has checked them: a mistake of the config
 	}
 	log := newLogger(cfg, stderr)
+	// Before anything can announce the proxy: a SIGTERM sent as soon as
+	// the "serving" line appears (a script, systemd) must shut it down
+	// gracefully, not kill it with the default action.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	store, err := openCache(cfg, cache.Options{
 		CheckpointBytes: int64(cfg.CheckpointInterval),
 		SyncBytes:       int64(cfg.SyncInterval),
@@ -180,8 +185,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 		"mitm", mitm != nil, "connect_ports", cfg.ConnectPorts, "allow", pol.Allow.String(),
 		"users", len(cfg.Auth.Users), "private_upstreams_refused", pol.GuardUpstreams)
 	warnUnreachable(log, cfg, pol)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
