@@ -124,6 +124,13 @@ func alignUp(off, n int64) int64 { return (off + n - 1) / n * n }
 // (one of the PerDownload connections while it runs), until the body is
 // claimed to its end, its clients are gone, it is replaced, or its origin
 // turns out to ignore ranges.
+//
+// When the last client leaves, the download's quick-abort decision is
+// taken once, on what the entry holds (QuickAbort.finishes with the bytes
+// present): a download to finish in the background goes on, with no
+// reader to stay near, every gap in turn, for at most QuickAbort.MaxTime;
+// otherwise no new segment starts. A client that comes back before then
+// makes it a download with readers again.
 func (p *Proxy) segmenter(e *cache.Entry, src source, first *cache.Fill) {
 	rs := p.readersOf(e)
 	defer p.dropReaders(e, rs)
@@ -134,10 +141,23 @@ func (p *Proxy) segmenter(e *cache.Entry, src source, first *cache.Fill) {
 			p.hosts.release(host)
 		}
 	}()
+	var finishBy time.Time // set while finishing with nobody reading
 	for {
 		changed, moved := e.Changed(), rs.changed()
 		running = p.reapSegments(running, host)
-		if e.Obsolete() || e.Clients() == 0 || p.hosts.rangeless(host, p.now()) {
+		if e.Obsolete() || p.hosts.rangeless(host, p.now()) {
+			return
+		}
+		background := e.Clients() == 0
+		switch {
+		case !background:
+			finishBy = time.Time{}
+		case finishBy.IsZero():
+			if !p.finishUnread(e, src) {
+				return
+			}
+			finishBy = p.now().Add(p.opts.QuickAbort.MaxTime)
+		case p.now().After(finishBy):
 			return
 		}
 		limit := p.opts.Segments.PerDownload
@@ -145,6 +165,9 @@ func (p *Proxy) segmenter(e *cache.Entry, src source, first *cache.Fill) {
 			limit--
 		}
 		from, window := p.segmentWindow(rs, first.End())
+		if background {
+			from, window = 0, src.size // no reader: every gap, in order
+		}
 		if from >= src.size {
 			return
 		}
@@ -165,6 +188,20 @@ func (p *Proxy) segmenter(e *cache.Entry, src source, first *cache.Fill) {
 		case <-time.After(segmentPoll):
 		}
 	}
+}
+
+// finishUnread is the quick-abort decision for a segmented download whose
+// last client left: by the bytes e holds, since its segments do not end
+// in order. It logs a download it finishes.
+func (p *Proxy) finishUnread(e *cache.Entry, src source) bool {
+	q := p.opts.QuickAbort
+	have := e.Meta().Ranges.Covered()
+	if !q.finishes(have, src.size, src.size) {
+		return false
+	}
+	p.log.Info("last client left; finishing the download in the background",
+		"url", clip(src.url.Redacted()), "stored", have, "left", src.size-have, "max_time", q.MaxTime, "segmented", true)
+	return true
 }
 
 // startSegment drives fill f as one segment of src's download: a bounded

@@ -65,6 +65,13 @@ func (c *countingTransport) add(d int) {
 	c.maxOpen = max(c.maxOpen, c.open)
 }
 
+// openNow returns how many exchanges are open.
+func (c *countingTransport) openNow() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.open
+}
+
 // max returns the most exchanges open at once, and starts counting anew.
 func (c *countingTransport) max() int {
 	c.mu.Lock()
@@ -130,6 +137,62 @@ func TestSegmentedPartial(t *testing.T) {
 	}
 	if c, o := conns.max(), h.origin.MaxConcurrent("/half"); c > segMaxConns || o < 2 {
 		t.Errorf("proxy had %d upstream exchanges open at once, origin served %d at once; want ≤ %d and ≥ 2", c, o, segMaxConns)
+	}
+}
+
+// TestSegmentedQuickAbort: the quick-abort policy holds across segments.
+// A client reads 4 MiB of 32 and leaves: the proxy holds at least that
+// (12.5%), and its segments reach at most FillAhead (16 MiB) past what it
+// sent, which is short of the end. Told to finish past 10%, the proxy
+// fetches every gap with nobody reading and the next client gets a hit,
+// each byte sent once; by default, no segment starts after the client
+// left, and the next client gets the bytes kept and the rest.
+func TestSegmentedQuickAbort(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		q      QuickAbort
+		finish bool
+	}{
+		{"finish above 10%", QuickAbort{FinishAbovePercent: 10, MaxTime: time.Minute}, true},
+		{"default", QuickAbort{}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h, conns := newSegmentHarness(t)
+			h.stop()
+			h.opts.QuickAbort = c.q
+			h.start()
+			u := h.set("/left", testorigin.Resource{Size: segSize, Rate: segRate})
+			h.getN(u, 4*mib)
+			// Wait (bounded) for the upstream exchanges to end: the
+			// segments running when the client left, and any started
+			// since.
+			deadline := time.Now().Add(30 * time.Second)
+			for conns.openNow() > 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n := conns.openNow(); n > 0 {
+				t.Fatalf("%d upstream exchanges still open 30 s after the client left", n)
+			}
+			sent := h.origin.PathBodyBytes("/left")
+			logged := h.logs.count("finishing the download in the background")
+			h.origin.ResetCounts()
+			r := h.get(u)
+			wantBody(t, "next client", r, 200, 0, 0, segSize)
+			if c.finish {
+				wantXCache(t, "next client", r, "HIT")
+				if sent < segSize || sent > segSize+mib || logged != 1 {
+					t.Errorf("finishing: origin sent %d body bytes, background finish logged %d times; want %d to %d bytes, once",
+						sent, logged, segSize, segSize+mib)
+				}
+				return
+			}
+			wantXCache(t, "next client", r, "PARTIAL")
+			rest := h.origin.PathBodyBytes("/left")
+			if sent >= segSize || logged != 0 || sent+rest > segSize+mib {
+				t.Errorf("default: origin sent %d body bytes before and %d after, background finish logged %d times; want less than %d before, no finish, ≤ %d in all",
+					sent, rest, logged, segSize, segSize+mib)
+			}
+		})
 	}
 }
 
