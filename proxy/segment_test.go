@@ -163,18 +163,25 @@ func TestSegmentedQuickAbort(t *testing.T) {
 			h.start()
 			u := h.set("/left", testorigin.Resource{Size: segSize, Rate: segRate})
 			h.getN(u, 4*mib)
-			// Wait (bounded) for the upstream exchanges to end: the
-			// segments running when the client left, and any started
-			// since.
-			deadline := time.Now().Add(30 * time.Second)
-			for conns.openNow() > 0 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
-			if n := conns.openNow(); n > 0 {
-				t.Fatalf("%d upstream exchanges still open 30 s after the client left", n)
+			// Wait (bounded) until no upstream exchange has been open for
+			// quietFor: the segments running when the client left have
+			// ended, and the segmenter, which looks again at least every
+			// segmentPoll, started none since.
+			const quietFor = 5 * segmentPoll
+			deadline, quietSince := time.Now().Add(30*time.Second), time.Now()
+			for time.Since(quietSince) < quietFor {
+				if time.Now().After(deadline) {
+					t.Fatalf("upstream exchanges still open 30 s after the client left (%d now)", conns.openNow())
+				}
+				if conns.openNow() > 0 {
+					quietSince = time.Now()
+				}
+				time.Sleep(5 * time.Millisecond)
 			}
 			sent := h.origin.PathBodyBytes("/left")
-			logged := h.logs.count("finishing the download in the background")
+			// The download's decision; each segment logs its own at debug
+			// level (segment=true).
+			logged := h.logs.count("segmented=true")
 			h.origin.ResetCounts()
 			r := h.get(u)
 			wantBody(t, "next client", r, 200, 0, 0, segSize)
