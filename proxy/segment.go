@@ -131,6 +131,12 @@ func alignUp(off, n int64) int64 { return (off + n - 1) / n * n }
 // reader to stay near, every gap in turn, for at most QuickAbort.MaxTime;
 // otherwise no new segment starts. A client that comes back before then
 // makes it a download with readers again.
+//
+// A segment that fails after its retries ends the segmenter: claiming its
+// span again at once would ask a failing origin round after round. A
+// reader that reaches the gap fetches it itself, with its own retries
+// (and splits the rest again if that works); with nobody reading, the
+// download stays partial.
 func (p *Proxy) segmenter(e *cache.Entry, src source, first *cache.Fill) {
 	rs := p.readersOf(e)
 	defer p.dropReaders(e, rs)
@@ -144,8 +150,14 @@ func (p *Proxy) segmenter(e *cache.Entry, src source, first *cache.Fill) {
 	var finishBy time.Time // set while finishing with nobody reading
 	for {
 		changed, moved := e.Changed(), rs.changed()
-		running = p.reapSegments(running, host)
+		var failed error
+		running, failed = p.reapSegments(running, host)
 		if e.Obsolete() || p.hosts.rangeless(host, p.now()) {
+			return
+		}
+		if failed != nil {
+			p.log.Info("a segment failed after its retries; starting no more for this download",
+				"url", clip(src.url.Redacted()), "err", clipErr(failed))
 			return
 		}
 		background := e.Clients() == 0
@@ -249,17 +261,21 @@ func nextUnclaimed(e *cache.Entry, off, end int64) int64 {
 const segmentPoll = 100 * time.Millisecond
 
 // reapSegments drops the segments that ended, giving their host slots
-// back.
-func (p *Proxy) reapSegments(running []*cache.Fill, host string) []*cache.Fill {
+// back, and returns the error of one that failed, if any did.
+func (p *Proxy) reapSegments(running []*cache.Fill, host string) ([]*cache.Fill, error) {
 	out := running[:0]
+	var failed error
 	for _, f := range running {
-		if _, done, _ := f.State(); done {
+		if _, done, err := f.State(); done {
 			p.hosts.release(host)
+			if failed == nil {
+				failed = err
+			}
 			continue
 		}
 		out = append(out, f)
 	}
-	return out
+	return out, failed
 }
 
 // segmentWindow is where a segmenter looks for gaps: from its slowest
