@@ -122,8 +122,9 @@ func alignUp(off, n int64) int64 { return (off + n - 1) / n * n }
 
 // segmenter keeps segments of e running, first the fill that started it
 // (one of the PerDownload connections while it runs), until the body is
-// claimed to its end, its clients are gone, it is replaced, or its origin
-// turns out to ignore ranges.
+// claimed to its end, it is replaced, its origin turns out to ignore
+// ranges or fails a segment, or its clients are gone and quick abort does
+// not finish it.
 //
 // When the last client leaves, the download's quick-abort decision is
 // taken once, on what the entry holds (QuickAbort.finishes with the bytes
